@@ -1,0 +1,73 @@
+"""Label files from one format to another: the job behind ``emdl convert``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from emdl.annotations import Annotations
+from emdl.io.labels import check_images, read_labels
+
+FORMATS = ("coco", "yolo", "masks", "cvat")
+
+
+def convert_labels(
+    labels: str | os.PathLike,
+    to: str,
+    out_dir: str | os.PathLike,
+    *,
+    images_dir: str | os.PathLike | None = None,
+    line_width: float = 1.0,
+) -> tuple[Annotations, Path]:
+    """Read ``labels`` (CVAT XML or COCO JSON) and write them as ``to`` under ``out_dir``.
+
+    ``to`` is one of :data:`FORMATS`: "coco" writes ``out_dir/annotations.json``, "yolo"
+    ``out_dir/labels/<image>.txt`` and ``out_dir/classes.txt``, "masks" ``out_dir/<image>.png``
+    (uint8 class indices), "cvat" ``out_dir/annotations.xml``. With ``images_dir`` every image the
+    labels name must be there with the labels' size. ``line_width`` (pixels) draws polylines and
+    points in masks and boxes. Returns the labels read and the main path written.
+    """
+    if to not in FORMATS:
+        raise ValueError(f"unknown format '{to}', expected one of {', '.join(FORMATS)}")
+    annotations = read_labels(labels)
+    if images_dir is not None:
+        check_images(annotations, images_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if to == "coco":
+        from emdl.io.coco import write_coco
+
+        written = out_dir / "annotations.json"
+        write_coco(annotations, written)
+    elif to == "cvat":
+        from emdl.io.cvat import write_cvat
+
+        written = out_dir / "annotations.xml"
+        write_cvat(annotations, written)
+    elif to == "yolo":
+        from emdl.labels.files import write_yolo
+
+        write_yolo(annotations, out_dir, line_width=line_width)
+        written = out_dir / "labels"
+    else:
+        from emdl.labels.files import write_masks
+
+        write_masks(annotations, out_dir, line_width=line_width)
+        written = out_dir
+    return annotations, written
+
+
+def summary(annotations: Annotations) -> str:
+    """One line, e.g. ``images: 2, shapes: 107 (polygon 107), skipped: 0, clipped: 3``; skipped
+    shapes are listed by reason."""
+    counts = annotations.shape_counts()
+    per_type = ", ".join(f"{kind} {count}" for kind, count in sorted(counts.items()))
+    skipped = annotations.report.skipped
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(skipped.items()))
+    return (
+        f"images: {len(annotations.images)}, shapes: {counts.total()}"
+        + (f" ({per_type})" if per_type else "")
+        + f", skipped: {skipped.total()}"
+        + (f" ({reasons})" if reasons else "")
+        + f", clipped: {annotations.report.clipped}"
+    )

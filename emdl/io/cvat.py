@@ -1,0 +1,408 @@
+"""CVAT for images 1.1 XML: read every shape type CVAT exports for images, and write them back.
+
+Reading uses xmltodict on pyexpat, with entity declarations refused (so an entity-expansion
+"billion laughs" file is an error, not a memory blow-up) and the line of every element recorded, so
+errors can say where they are. A file may be a job, task or project export, hold many images of
+different sizes, and name images with sub-folders.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pyexpat
+from pyexpat import ErrorString, ExpatError
+from typing import Any
+from xml.sax.saxutils import XMLGenerator
+
+import xmltodict
+
+from emdl.annotations import (
+    SHAPE_TYPES,
+    Annotations,
+    Box,
+    Ellipse,
+    ImageAnnotation,
+    Label,
+    Mask,
+    Polygon,
+    Polyline,
+    ReadReport,
+    Shape,
+    Tag,
+)
+from emdl.errors import InputError
+from emdl.io.checks import clip_shape, shape_problem
+
+_POSITION = "@emdl-position"  # "line:column" of an element's start tag, added while parsing
+_SHAPE_GEOMETRY = {
+    "box": ("xtl", "ytl", "xbr", "ybr"),
+    "ellipse": ("cx", "cy", "rx", "ry"),
+    "mask": ("left", "top", "width", "height"),
+}
+
+
+class _PositionParser:
+    """Wraps a pyexpat parser so that every element carrying attributes also gets its position."""
+
+    def __init__(self, parser: Any) -> None:
+        object.__setattr__(self, "_parser", parser)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "StartElementHandler":
+            parser = self._parser
+
+            def start(tag: str, attributes: list[str]) -> None:
+                if attributes:
+                    position = f"{parser.CurrentLineNumber}:{parser.CurrentColumnNumber}"
+                    attributes = [*attributes, _POSITION[1:], position]
+                value(tag, attributes)
+
+            setattr(self._parser, name, start)
+        else:
+            setattr(self._parser, name, value)
+
+
+class _PositionExpat:
+    """Stands in for the pyexpat module in ``xmltodict.parse`` and keeps the parser it made."""
+
+    parser: Any = None
+
+    def ParserCreate(self, *args: Any) -> _PositionParser:  # noqa: N802 (pyexpat names it so)
+        self.parser = pyexpat.ParserCreate(*args)
+        return _PositionParser(self.parser)
+
+
+def _as_list(node: Any) -> list:
+    if node is None:
+        return []
+    return node if isinstance(node, list) else [node]
+
+
+def _text(node: Any) -> str:
+    if isinstance(node, dict):
+        node = node.get("#text")
+    return "" if node is None else str(node)
+
+
+def _line(node: dict) -> int | None:
+    position = node.get(_POSITION)
+    return int(position.split(":")[0]) if position else None
+
+
+def _position(node: dict) -> tuple[int, int]:
+    line, column = node[_POSITION].split(":")
+    return int(line), int(column)
+
+
+def _parse_xml(path: str, data: bytes) -> dict:
+    expat = _PositionExpat()
+    try:
+        return xmltodict.parse(data, expat=expat, disable_entities=True)
+    except ExpatError as exc:
+        raise InputError(path, f"malformed XML: {ErrorString(exc.code)}", exc.lineno) from exc
+    except ValueError as exc:  # raised by xmltodict when the DTD declares an entity
+        line = expat.parser.CurrentLineNumber if expat.parser is not None else None
+        raise InputError(
+            path, "XML entity declarations are refused (entity expansion)", line
+        ) from exc
+
+
+def _meta_labels(path: str, meta: Any) -> list[Label]:
+    """Labels from ``<meta>`` of a job, task or project export, in the file's order."""
+    if not isinstance(meta, dict):
+        raise InputError(path, "not a CVAT for images export: no <meta>")
+    for kind in ("job", "task", "project"):
+        owner = meta.get(kind)
+        if isinstance(owner, dict) and isinstance(owner.get("labels"), dict):
+            return [
+                Label(_text(item.get("name")), _text(item.get("color")), _text(item.get("type")))
+                for item in _as_list(owner["labels"].get("label"))
+                if isinstance(item, dict)
+            ]
+    raise InputError(path, "not a CVAT for images export: <meta> declares no labels")
+
+
+class _ImageReader:
+    """Turns one ``<image>`` element into an :class:`ImageAnnotation`, raising or skipping."""
+
+    def __init__(self, path: str, labels: set[str], report: ReadReport) -> None:
+        self.path, self.labels, self.report = path, labels, report
+
+    def error(self, node: dict, problem: str) -> InputError:
+        return InputError(self.path, problem, _line(node))
+
+    def number(self, node: dict, key: str, what: str, kind: type = float) -> Any:
+        raw = node.get("@" + key)
+        if raw is None:
+            raise self.error(node, f"{what} has no '{key}'")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self.error(node, f"{what} has a non-numeric {key}='{raw}'") from None
+        if not math.isfinite(value) or (kind is int and not value.is_integer()):
+            raise self.error(node, f"{what} has an invalid {key}='{raw}'")
+        return int(value) if kind is int else value
+
+    def points(self, node: dict, what: str) -> tuple[tuple[float, float], ...]:
+        raw = node.get("@points")
+        if raw is None:
+            raise self.error(node, f"{what} has no 'points'")
+        points = []
+        for pair in filter(None, raw.strip().split(";")):
+            try:
+                x, y = (float(v) for v in pair.split(","))
+            except ValueError:
+                raise self.error(node, f"{what} has a malformed point '{pair}'") from None
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise self.error(node, f"{what} has a malformed point '{pair}'")
+            points.append((x, y))
+        return tuple(points)
+
+    def shape(self, kind: str, node: dict, what: str) -> Shape:
+        common: dict[str, Any] = {
+            "label": node["@label"],
+            "occluded": node.get("@occluded", "0") == "1",
+            "z_order": int(self.number(node, "z_order", what)) if "@z_order" in node else 0,
+            "source": node.get("@source", "manual"),
+            "attributes": tuple(
+                (item.get("@name", ""), _text(item))
+                for item in _as_list(node.get("attribute"))
+                if isinstance(item, dict)
+            ),
+        }
+        if "@group_id" in node:
+            common["group_id"] = self.number(node, "group_id", what, int)
+        if kind in ("polygon", "polyline", "points"):
+            return SHAPE_TYPES[kind](points=self.points(node, what), **common)
+        geometry = {key: self.number(node, key, what) for key in _SHAPE_GEOMETRY[kind]}
+        if kind in ("box", "ellipse"):
+            rotation = self.number(node, "rotation", what) if "@rotation" in node else 0.0
+            return SHAPE_TYPES[kind](**geometry, rotation=rotation, **common)
+        return self.mask(node, what, common)
+
+    def mask(self, node: dict, what: str, common: dict[str, Any]) -> Mask:
+        box = {key: self.number(node, key, what, int) for key in _SHAPE_GEOMETRY["mask"]}
+        raw = node.get("@rle")
+        if raw is None:
+            raise self.error(node, f"{what} has no 'rle'")
+        try:
+            rle = tuple(int(v) for v in raw.replace(" ", "").split(",") if v)
+        except ValueError:
+            raise self.error(node, f"{what} has a non-numeric rle") from None
+        if any(v < 0 for v in rle) or sum(rle) != box["width"] * box["height"]:
+            raise self.error(
+                node,
+                f"{what} rle covers {sum(rle)} pixels, its {box['width']} x {box['height']} "
+                "rectangle has " + str(box["width"] * box["height"]),
+            )
+        return Mask(**box, rle=rle, **common)
+
+    def read(self, node: dict) -> ImageAnnotation:
+        name = node.get("@name")
+        if not name:
+            raise self.error(node, "<image> has no 'name'")
+        what = f"image '{name}'"
+        width = self.number(node, "width", what, int)
+        height = self.number(node, "height", what, int)
+        if width <= 0 or height <= 0:
+            raise self.error(node, f"{what} has size {width} x {height}")
+        image_id = self.number(node, "id", what, int) if "@id" in node else None
+        image = ImageAnnotation(name, width, height, id=image_id, subset=node.get("@subset"))
+
+        children = [
+            (key, child)
+            for key, value in node.items()
+            if not key.startswith(("@", "#"))
+            for child in _as_list(value)
+        ]
+        children.sort(key=lambda item: _position(item[1]) if isinstance(item[1], dict) else (0, 0))
+        placed: list[tuple[int, int, Shape]] = []
+        for index, (kind, child) in enumerate(children):
+            if not isinstance(child, dict) or _POSITION not in child:
+                child = {}
+            if kind == "tag":
+                tag = self.tag(child, name, index)
+                if tag is not None:
+                    image.tags.append(tag)
+                continue
+            if kind not in SHAPE_TYPES:
+                self.report.skip(self.path, name, kind, index, "unknown shape type")
+                continue
+            label = child.get("@label")
+            if label is None:
+                raise self.error(child, f"{kind} #{index} in {what} has no 'label'")
+            if label not in self.labels:
+                self.report.skip(self.path, name, kind, index, "label not declared in <meta>")
+                continue
+            shape = self.shape(kind, child, f"{kind} #{index} in {what}")
+            shape, outside = clip_shape(shape, width, height)
+            self.report.clipped += outside
+            problem = shape_problem(shape)
+            if problem is not None:
+                self.report.skip(self.path, name, kind, index, problem)
+                continue
+            placed.append((shape.z_order, index, shape))
+        image.shapes = [shape for _, _, shape in sorted(placed, key=lambda item: item[:2])]
+        return image
+
+    def tag(self, node: dict, image: str, index: int) -> Tag | None:
+        label = node.get("@label")
+        if label not in self.labels:
+            self.report.skip(self.path, image, "tag", index, "label not declared in <meta>")
+            return None
+        attributes = tuple(
+            (item.get("@name", ""), _text(item)) for item in _as_list(node.get("attribute"))
+        )
+        return Tag(label, node.get("@source", "manual"), attributes)
+
+
+def read_cvat(path: str | os.PathLike) -> Annotations:
+    """Read a "CVAT for images 1.1" XML export.
+
+    Returns the labels from ``<meta>`` in the file's order and the images in the file's order, each
+    with its shapes sorted by ``z_order`` (file order within one ``z_order``), the order CVAT draws
+    them. Coordinates outside an image are clipped (see :func:`emdl.io.checks.clip_shape`) and
+    counted in ``report.clipped``; unusable shapes are skipped with a :class:`LabelWarning` and
+    counted in ``report.skipped``.
+
+    Raises:
+        InputError: the file is missing, empty, not well-formed XML, declares entities, is not a
+            CVAT for images export, or has a shape missing a required or numeric attribute. The
+            message names the file and, where known, the line.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as exc:
+        raise InputError(path, exc.strerror or "cannot be read") from exc
+    if not data.strip():
+        raise InputError(path, "empty file")
+    root = _parse_xml(path, data)
+    if not isinstance(root, dict) or "annotations" not in root:
+        found = next(iter(root), "?") if isinstance(root, dict) else "?"
+        raise InputError(path, f"not a CVAT for images export: root element is <{found}>")
+    document = root["annotations"] if isinstance(root["annotations"], dict) else {}
+    if "track" in document:
+        raise InputError(
+            path, "a CVAT for video export (it has <track>); export as CVAT for images 1.1"
+        )
+    labels = _meta_labels(path, document.get("meta"))
+    report = ReadReport()
+    reader = _ImageReader(path, {label.name for label in labels}, report)
+    images: list[ImageAnnotation] = []
+    seen: set[str] = set()
+    for node in _as_list(document.get("image")):
+        if not isinstance(node, dict):
+            raise InputError(path, "an <image> element has no attributes")
+        image = reader.read(node)
+        if image.name in seen:
+            raise InputError(path, f"image '{image.name}' appears twice", _line(node))
+        seen.add(image.name)
+        images.append(image)
+    return Annotations(labels, images, source=path, report=report)
+
+
+def _number(value: float) -> str:
+    """CVAT's two decimals when they are exact, else the shortest exact form."""
+    short = f"{value:.2f}"
+    return short if float(short) == value else repr(float(value))
+
+
+def _shape_attributes(shape: Shape) -> dict[str, str]:
+    attributes = {
+        "label": shape.label,
+        "source": shape.source,
+        "occluded": "1" if shape.occluded else "0",
+    }
+    if isinstance(shape, (Polygon, Polyline)) or shape.type == "points":
+        attributes["points"] = ";".join(f"{_number(x)},{_number(y)}" for x, y in shape.points)
+    elif isinstance(shape, (Box, Ellipse)):
+        for key in _SHAPE_GEOMETRY[shape.type]:
+            attributes[key] = _number(getattr(shape, key))
+        if shape.rotation:
+            attributes["rotation"] = _number(shape.rotation)
+    elif isinstance(shape, Mask):
+        attributes["rle"] = ", ".join(map(str, shape.rle))
+        for key in _SHAPE_GEOMETRY["mask"]:
+            attributes[key] = str(getattr(shape, key))
+    attributes["z_order"] = str(shape.z_order)
+    if shape.group_id is not None:
+        attributes["group_id"] = str(shape.group_id)
+    return attributes
+
+
+def write_cvat(annotations: Annotations, path: str | os.PathLike, *, name: str = "emdl") -> None:
+    """Write ``annotations`` as a "CVAT for images 1.1" task export that CVAT can upload, e.g. as
+    pre-annotations from a model. :func:`read_cvat` of the written file gives back equal labels,
+    images and shapes. ``name`` is the task name written to ``<meta>``.
+    """
+    with open(path, "w", encoding="utf-8") as file:
+        xml = XMLGenerator(file, encoding="utf-8", short_empty_elements=True)
+        depth = 0
+
+        def open_(tag: str, attributes: dict[str, str] | None = None, text: str | None = None):
+            nonlocal depth
+            if depth:
+                xml.ignorableWhitespace("\n" + "  " * depth)
+            xml.startElement(tag, attributes or {})
+            if text is not None:
+                xml.characters(text)
+                xml.endElement(tag)
+            else:
+                depth += 1
+
+        def close(tag: str) -> None:
+            nonlocal depth
+            depth -= 1
+            xml.ignorableWhitespace("\n" + "  " * depth)
+            xml.endElement(tag)
+
+        def attribute_elements(pairs: tuple[tuple[str, str], ...]) -> None:
+            for key, value in pairs:
+                open_("attribute", {"name": key}, value)
+
+        xml.startDocument()
+        open_("annotations")
+        open_("version", text="1.1")
+        open_("meta")
+        open_("task")
+        open_("name", text=name)
+        open_("size", text=str(len(annotations.images)))
+        open_("labels")
+        for label in annotations.labels:
+            open_("label")
+            open_("name", text=label.name)
+            open_("color", text=label.color)
+            open_("type", text=label.type)
+            open_("attributes", text="")
+            close("label")
+        close("labels")
+        close("task")
+        close("meta")
+        for index, image in enumerate(annotations.images):
+            attributes = {
+                "id": str(image.id if image.id is not None else index),
+                "name": image.name,
+                "width": str(image.width),
+                "height": str(image.height),
+            }
+            if image.subset is not None:
+                attributes["subset"] = image.subset
+            open_("image", attributes)
+            for tag in image.tags:
+                open_("tag", {"label": tag.label, "source": tag.source})
+                attribute_elements(tag.attributes)
+                close("tag")
+            for shape in image.shapes:
+                open_(shape.type, _shape_attributes(shape))
+                attribute_elements(shape.attributes)
+                close(shape.type)
+            close("image")
+        close("annotations")
+        xml.endDocument()
+        file.write("\n")

@@ -1,0 +1,71 @@
+"""Label files of either kind, told apart by content, and checks of them against image folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from emdl.annotations import Annotations
+from emdl.errors import InputError
+
+
+def label_format(path: str | os.PathLike) -> str:
+    """``"cvat"`` for an XML file, ``"coco"`` for a JSON file, judged by the first character."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError as exc:
+        raise InputError(path, exc.strerror or "cannot be read") from exc
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not text:
+        raise InputError(path, "empty file")
+    if text.startswith(b"<"):
+        return "cvat"
+    if text.startswith((b"{", b"[")):
+        return "coco"
+    raise InputError(path, "neither XML (CVAT) nor JSON (COCO)")
+
+
+def read_labels(path: str | os.PathLike) -> Annotations:
+    """Read a CVAT for images 1.1 XML or a COCO instances JSON file, whichever ``path`` holds."""
+    from emdl.io.coco import read_coco
+    from emdl.io.cvat import read_cvat
+
+    return read_cvat(path) if label_format(path) == "cvat" else read_coco(path)
+
+
+def output_path(out_dir: str | os.PathLike, image_name: str, suffix: str) -> Path:
+    """Where a file derived from ``image_name`` goes under ``out_dir``: sub-folders kept, suffix
+    replaced. Names that would leave ``out_dir`` (absolute, ``..``) are an InputError."""
+    relative = Path(image_name.replace("\\", "/"))
+    if relative.is_absolute() or ".." in relative.parts:
+        raise InputError(image_name, f"image name leaves the output folder {out_dir}")
+    return Path(out_dir) / relative.with_suffix(suffix)
+
+
+def check_images(annotations: Annotations, images_dir: str | os.PathLike) -> None:
+    """Check that every image the labels name is in ``images_dir`` with the size they give.
+
+    Raises:
+        InputError: naming the first missing image (and how many more are missing) or the first
+            image whose size differs from the labels'.
+    """
+    from emdl.io.image import image_size
+
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise InputError(images_dir, "no such folder")
+    names = [image.name for image in annotations.images]
+    missing = [name for name in names if not (images_dir / name).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise InputError(
+            annotations.source, f"image '{missing[0]}'{more} not found in {images_dir}"
+        )
+    for image in annotations.images:
+        width, height = image_size(images_dir / image.name)
+        if (width, height) != (image.width, image.height):
+            raise InputError(
+                images_dir / image.name,
+                f"image is {width} x {height}, the labels say {image.width} x {image.height}",
+            )

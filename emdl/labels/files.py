@@ -1,0 +1,81 @@
+"""Label files for other tools: YOLO text labels and class-index mask PNGs."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from skimage import io as skio
+
+from emdl.annotations import Annotations
+from emdl.errors import InputError
+from emdl.io.labels import output_path
+from emdl.labels.instances import boxes
+from emdl.labels.semantic import semantic_mask
+
+
+def _unique_paths(annotations: Annotations, out_dir: Path, suffix: str) -> list[Path]:
+    paths = [output_path(out_dir, image.name, suffix) for image in annotations.images]
+    seen: dict[Path, str] = {}
+    for image, path in zip(annotations.images, paths, strict=True):
+        if path in seen:
+            raise InputError(
+                annotations.source,
+                f"images '{seen[path]}' and '{image.name}' would both be written to {path}",
+            )
+        seen[path] = image.name
+    return paths
+
+
+def write_yolo(
+    annotations: Annotations,
+    out_dir: str | os.PathLike,
+    *,
+    classes: Sequence[str] | None = None,
+    line_width: float = 1.0,
+) -> list[Path]:
+    """Write YOLO labels: ``out_dir/labels/<image name>.txt`` (sub-folders kept), one line
+    ``class x_center y_center width height`` per shape, normalized to [0, 1] by the image size,
+    class 0-based in ``classes`` (default: the file's label order); and ``out_dir/classes.txt``,
+    one name per line. An image without shapes gets an empty file. Returns the label files.
+    """
+    out_dir = Path(out_dir)
+    classes = list(annotations.label_names if classes is None else classes)
+    paths = _unique_paths(annotations, out_dir / "labels", ".txt")
+    for image, path in zip(annotations.images, paths, strict=True):
+        targets = boxes(
+            image, classes, bounding_box_format="rel_center_xywh", line_width=line_width
+        )
+        lines = [
+            f"{index} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n"
+            for index, (x, y, w, h) in zip(targets["classes"], targets["boxes"], strict=True)
+        ]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(lines))
+    (out_dir / "classes.txt").write_text("".join(f"{name}\n" for name in classes))
+    return paths
+
+
+def write_masks(
+    annotations: Annotations,
+    out_dir: str | os.PathLike,
+    *,
+    classes: Sequence[str] | None = None,
+    line_width: float = 1.0,
+) -> list[Path]:
+    """Write one uint8 class-index PNG per image, ``out_dir/<image name>.png`` (sub-folders
+    kept): 0 = background, ``classes[i]`` = ``i + 1`` (default: the file's label order). Returns
+    the files written."""
+    out_dir = Path(out_dir)
+    classes = list(annotations.label_names if classes is None else classes)
+    paths = _unique_paths(annotations, out_dir, ".png")
+    for image, path in zip(annotations.images, paths, strict=True):
+        mask = semantic_mask(image, classes, line_width=line_width)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # skimage warns that a mask is "low contrast"
+            skio.imsave(path, np.ascontiguousarray(mask), check_contrast=False)
+    return paths

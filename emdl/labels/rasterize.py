@@ -1,0 +1,105 @@
+"""Shapes to pixels with skimage.draw.
+
+A pixel belongs to a shape when its centre lies inside it (boundary included), so a box from
+``x = 0`` to ``x = 10`` covers columns 0-9. Lines and points are drawn ``line_width`` pixels wide
+with round ends. A closed shape too small to cover any pixel centre still marks the pixel holding
+its centre, so no labeled object vanishes from its mask.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from skimage import draw
+
+from emdl.annotations import Box, Ellipse, Mask, Points, Polygon, Polyline, Shape
+
+
+def _to_rows_cols(points: np.ndarray) -> np.ndarray:
+    """``(x, y)`` continuous coordinates to skimage's ``(row, col)`` of pixel centres."""
+    return np.stack([points[:, 1] - 0.5, points[:, 0] - 0.5], axis=1)
+
+
+def _fill_polygon(mask: np.ndarray, points: np.ndarray) -> None:
+    mask |= draw.polygon2mask(mask.shape, _to_rows_cols(points))
+
+
+def _draw_line(mask: np.ndarray, points: np.ndarray, line_width: float) -> None:
+    height, width = mask.shape
+    half = line_width / 2
+    rows_cols = _to_rows_cols(points)
+    for start, end in itertools.pairwise(rows_cols):
+        # The 1-pixel line keeps thin lines connected where the thick polygon misses centres.
+        rr, cc = draw.line(*np.round(start).astype(int), *np.round(end).astype(int))
+        inside = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
+        mask[rr[inside], cc[inside]] = True
+        direction = end - start
+        length = math.hypot(*direction)
+        if length > 0 and half > 0:
+            normal = np.array([-direction[1], direction[0]]) / length * half
+            corners = np.stack([start + normal, end + normal, end - normal, start - normal])
+            mask |= draw.polygon2mask(mask.shape, corners)
+    _draw_points(mask, points, line_width)
+
+
+def _draw_points(mask: np.ndarray, points: np.ndarray, line_width: float) -> None:
+    height, width = mask.shape
+    for row, col in _to_rows_cols(points):
+        rr, cc = draw.disk((row, col), line_width / 2, shape=mask.shape)
+        mask[rr, cc] = True
+        r, c = math.floor(row + 0.5), math.floor(col + 0.5)
+        if 0 <= r < height and 0 <= c < width:
+            mask[r, c] = True
+
+
+def _paste_mask(mask: np.ndarray, shape: Mask) -> None:
+    height, width = mask.shape
+    bitmap = shape.to_array()
+    top, left = max(shape.top, 0), max(shape.left, 0)
+    bottom, right = min(shape.top + shape.height, height), min(shape.left + shape.width, width)
+    if bottom > top and right > left:
+        mask[top:bottom, left:right] |= bitmap[
+            top - shape.top : bottom - shape.top, left - shape.left : right - shape.left
+        ]
+
+
+def shape_mask(shape: Shape, height: int, width: int, *, line_width: float = 1.0) -> np.ndarray:
+    """The pixels of ``shape`` in a ``height x width`` image, bool ``(height, width)``.
+
+    ``line_width`` (pixels) is the width of polylines and the diameter of points.
+    """
+    mask = np.zeros((height, width), dtype=bool)
+    if isinstance(shape, Polygon):
+        _fill_polygon(mask, np.asarray(shape.points, dtype=np.float64))
+    elif isinstance(shape, Box):
+        _fill_polygon(mask, np.asarray(shape.corners, dtype=np.float64))
+    elif isinstance(shape, Ellipse):
+        # skimage turns counter-clockwise in (row, col); CVAT turns clockwise on the screen.
+        rr, cc = draw.ellipse(
+            shape.cy - 0.5,
+            shape.cx - 0.5,
+            shape.ry,
+            shape.rx,
+            shape=mask.shape,
+            rotation=-math.radians(shape.rotation),
+        )
+        mask[rr, cc] = True
+    elif isinstance(shape, Polyline):
+        _draw_line(mask, np.asarray(shape.points, dtype=np.float64), line_width)
+        return mask
+    elif isinstance(shape, Points):
+        _draw_points(mask, np.asarray(shape.points, dtype=np.float64), line_width)
+        return mask
+    elif isinstance(shape, Mask):
+        _paste_mask(mask, shape)
+        return mask
+    else:
+        raise TypeError(f"cannot rasterize {type(shape).__name__}")
+    if not mask.any():
+        x0, y0, x1, y1 = shape.bounds
+        r, c = math.floor((y0 + y1) / 2), math.floor((x0 + x1) / 2)
+        if 0 <= r < height and 0 <= c < width:
+            mask[r, c] = True
+    return mask
