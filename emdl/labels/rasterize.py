@@ -32,12 +32,14 @@ def _draw_line(mask: np.ndarray, points: np.ndarray, line_width: float) -> None:
     rows_cols = _to_rows_cols(points)
     for start, end in itertools.pairwise(rows_cols):
         # The 1-pixel line keeps thin lines connected where the thick polygon misses centres.
-        rr, cc = draw.line(*np.round(start).astype(int), *np.round(end).astype(int))
+        (r0, c0), (r1, c1) = np.floor(start + 0.5).astype(int), np.floor(end + 0.5).astype(int)
+        rr, cc = draw.line(r0, c0, r1, c1)
         inside = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
         mask[rr[inside], cc[inside]] = True
         direction = end - start
         length = math.hypot(*direction)
-        if length > 0 and half > 0:
+        # Thicker lines are bands; a 1-pixel band on a pixel edge would cover two rows.
+        if length > 0 and line_width > 1:
             normal = np.array([-direction[1], direction[0]]) / length * half
             corners = np.stack([start + normal, end + normal, end - normal, start - normal])
             mask |= draw.polygon2mask(mask.shape, corners)

@@ -34,7 +34,10 @@ EVERY_SHAPE = """
 
 def test_every_shape_type_is_read_exactly(write_cvat_text):
     annotations = read_cvat(write_cvat_text(EVERY_SHAPE))
-    assert annotations.labels == [Label("bubble", "#00ff00", "any"), Label("loop", "#00ff00", "any")]
+    assert annotations.labels == [
+        Label("bubble", "#00ff00", "any"),
+        Label("loop", "#00ff00", "any"),
+    ]
     first, second = annotations.images
     assert (first.name, first.width, first.height, first.id, first.subset) == (
         "train/sub/a.png",
@@ -58,7 +61,9 @@ def test_every_shape_type_is_read_exactly(write_cvat_text):
         Mask(label="bubble", left=4, top=5, width=3, height=2, rle=(1, 2, 3)),
         Box(label="loop", z_order=1, xtl=2.0, ytl=3.0, xbr=8.0, ybr=7.0),
         Box(label="loop", z_order=1, xtl=2.0, ytl=3.0, xbr=8.0, ybr=7.0, rotation=45.0),
-        Ellipse(label="bubble", source="auto", z_order=2, cx=10.0, cy=5.0, rx=3.0, ry=1.5, rotation=30.5),
+        Ellipse(
+            label="bubble", source="auto", z_order=2, cx=10.0, cy=5.0, rx=3.0, ry=1.5, rotation=30.5
+        ),
     ]
     assert (second.name, second.width, second.height, second.shapes) == ("b.png", 8, 6, [])
     assert annotations.report.skipped.total() == 0

@@ -1,0 +1,69 @@
+"""emdl.labels.semantic: class-index masks painted in CVAT's drawing order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emdl.annotations import Box, ImageAnnotation, Polyline
+from emdl.io.cvat import read_cvat
+from emdl.labels import semantic_mask
+
+CLASSES = ["void", "precipitate", "line"]
+
+
+def image_with(*shapes) -> ImageAnnotation:
+    return ImageAnnotation("a.png", width=6, height=4, shapes=list(shapes))
+
+
+def test_classes_follow_label_order_and_later_shapes_cover_earlier():
+    image = image_with(
+        Box(label="precipitate", xtl=0, ytl=0, xbr=4, ybr=4),
+        Box(label="void", xtl=2, ytl=1, xbr=6, ybr=3, z_order=1),
+    )
+    expected = np.array(
+        [[2, 2, 2, 2, 0, 0], [2, 2, 1, 1, 1, 1], [2, 2, 1, 1, 1, 1], [2, 2, 2, 2, 0, 0]],
+        dtype=np.uint8,
+    )
+    mask = semantic_mask(image, CLASSES)
+    assert mask.dtype == np.uint8
+    assert np.array_equal(mask, expected)
+
+
+def test_one_hot_has_a_background_channel():
+    image = image_with(
+        Box(label="void", xtl=0, ytl=0, xbr=2, ybr=2),
+        Polyline(label="line", points=((0, 3.5), (6, 3.5))),
+    )
+    one_hot = semantic_mask(image, CLASSES, one_hot=True)
+    assert one_hot.shape == (4, 6, 4)
+    assert one_hot.dtype == np.uint8
+    assert np.array_equal(one_hot.sum(axis=-1), np.ones((4, 6)))
+    assert one_hot[..., 1].sum() == 4
+    assert one_hot[..., 2].sum() == 0
+    assert one_hot[3, :, 3].tolist() == [1] * 6
+    assert np.array_equal(one_hot.argmax(axis=-1), semantic_mask(image, CLASSES))
+
+
+def test_line_width_applies_to_lines():
+    image = image_with(Polyline(label="line", points=((0, 2), (6, 2))))
+    assert (semantic_mask(image, CLASSES, line_width=1) == 3).sum() == 6
+    assert (semantic_mask(image, CLASSES, line_width=2) == 3).sum() == 12
+
+
+def test_a_label_outside_the_classes_is_an_error():
+    image = image_with(Box(label="loop", xtl=0, ytl=0, xbr=2, ybr=2))
+    with pytest.raises(ValueError, match="image 'a.png': label 'loop' is not among the classes"):
+        semantic_mask(image, CLASSES)
+
+
+def test_real_bubble_masks(data_dir):
+    for number, count in ((1, 37), (2, 70)):
+        annotations = read_cvat(data_dir / f"bubbles/DL_for_Microscopy_Train_Lab_{number}.xml")
+        masks = [semantic_mask(image, annotations.label_names) for image in annotations.images]
+        assert sum(len(image.shapes) for image in annotations.images) == count
+        for mask in masks:
+            assert mask.shape == (512, 512)
+            assert set(np.unique(mask)) <= {0, 1}
+        foreground = np.mean([mask.mean() for mask in masks])
+        assert 0.05 < foreground < 0.6  # bubbles cover part of each image, not all of it
