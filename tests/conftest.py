@@ -39,7 +39,8 @@ def cvat_text(body: str, labels: tuple[str, ...] = ("bubble", "loop"), kind: str
         for name in labels
     )
     meta = META.format(kind=kind, labels=label_xml)
-    return f'<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>{meta}\n{body}\n</annotations>\n'
+    head = '<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>'
+    return f"{head}{meta}\n{body}\n</annotations>\n"
 
 
 @pytest.fixture
