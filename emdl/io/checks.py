@@ -18,6 +18,8 @@ def clip_shape(shape: Shape, width: int, height: int) -> tuple[Shape, bool]:
     Vertices, points and unrotated boxes are clamped to ``[0, width] x [0, height]`` and masks are
     cropped; ellipses and rotated boxes keep their geometry (rasterizing clips them) but count.
     """
+    if hasattr(shape, "points") and not shape.points:
+        return shape, False  # nothing to clip; shape_problem rejects it
     x0, y0, x1, y1 = shape.bounds
     outside = x0 < 0 or y0 < 0 or x1 > width or y1 > height
     if not outside:

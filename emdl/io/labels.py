@@ -7,6 +7,8 @@ from pathlib import Path
 
 from emdl.annotations import Annotations
 from emdl.errors import InputError
+from emdl.io.coco import read_coco
+from emdl.io.cvat import read_cvat
 
 
 def label_format(path: str | os.PathLike) -> str:
@@ -28,9 +30,6 @@ def label_format(path: str | os.PathLike) -> str:
 
 def read_labels(path: str | os.PathLike) -> Annotations:
     """Read a CVAT for images 1.1 XML or a COCO instances JSON file, whichever ``path`` holds."""
-    from emdl.io.coco import read_coco
-    from emdl.io.cvat import read_cvat
-
     return read_cvat(path) if label_format(path) == "cvat" else read_coco(path)
 
 
