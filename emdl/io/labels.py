@@ -9,6 +9,7 @@ from emdl.annotations import Annotations
 from emdl.errors import InputError
 from emdl.io.coco import read_coco
 from emdl.io.cvat import read_cvat
+from emdl.io.image import image_size
 
 
 def label_format(path: str | os.PathLike) -> str:
@@ -49,8 +50,6 @@ def check_images(annotations: Annotations, images_dir: str | os.PathLike) -> Non
         InputError: naming the first missing image (and how many more are missing) or the first
             image whose size differs from the labels'.
     """
-    from emdl.io.image import image_size
-
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise InputError(images_dir, "no such folder")
