@@ -46,12 +46,21 @@ def write_yolo(
     classes = list(annotations.label_names if classes is None else classes)
     paths = _unique_paths(annotations, out_dir / "labels", ".txt")
     for image, path in zip(annotations.images, paths, strict=True):
-        targets = boxes(
-            image, classes, bounding_box_format="rel_center_xywh", line_width=line_width
+        targets = boxes(image, classes, line_width=line_width)
+        # YOLO's own layout, done in NumPy: keras' converter would load TensorFlow for the CLI.
+        x0, y0, x1, y1 = targets["boxes"].astype(np.float64).T
+        centre_size = np.stack(
+            [
+                (x0 + x1) / 2 / image.width,
+                (y0 + y1) / 2 / image.height,
+                (x1 - x0) / image.width,
+                (y1 - y0) / image.height,
+            ],
+            axis=1,
         )
         lines = [
             f"{index} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n"
-            for index, (x, y, w, h) in zip(targets["classes"], targets["boxes"], strict=True)
+            for index, (x, y, w, h) in zip(targets["classes"], centre_size, strict=True)
         ]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(lines))
