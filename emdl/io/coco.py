@@ -52,6 +52,7 @@ from emdl.annotations import (
 )
 from emdl.errors import InputError
 from emdl.io.checks import clip_shape, shape_problem
+from emdl.labels.rasterize import shape_mask
 
 SHAPE_KEY = "emdl_shape"
 ELLIPSE_VERTICES = 64
@@ -164,7 +165,7 @@ def _shape_to_json(shape: Shape) -> dict:
 def _coco_geometry(shape: Shape, width: int, height: int) -> dict:
     """``segmentation``, ``bbox`` and ``area`` of ``shape`` for standard COCO consumers."""
     if isinstance(shape, Mask):
-        rle = mask_utils.encode(np.asfortranarray(_full_bitmap(shape, width, height)))
+        rle = mask_utils.encode(np.asfortranarray(shape_mask(shape, height, width), dtype=np.uint8))
         return {
             "segmentation": {**rle, "counts": rle["counts"].decode("ascii")},
             "bbox": mask_utils.toBbox(rle).tolist(),
@@ -183,18 +184,6 @@ def _coco_geometry(shape: Shape, width: int, height: int) -> dict:
         "bbox": [x0, y0, x1 - x0, y1 - y0],
         "area": shape.area,
     }
-
-
-def _full_bitmap(mask: Mask, width: int, height: int) -> np.ndarray:
-    """The mask pasted into a ``height x width`` uint8 image (COCO's RLE covers the whole image)."""
-    full = np.zeros((height, width), dtype=np.uint8)
-    r0, r1 = max(mask.top, 0), min(mask.top + mask.height, height)
-    c0, c1 = max(mask.left, 0), min(mask.left + mask.width, width)
-    if r1 > r0 and c1 > c0:  # the part of the mask outside the image cannot be encoded
-        full[r0:r1, c0:c1] = mask.to_array()[
-            r0 - mask.top : r1 - mask.top, c0 - mask.left : c1 - mask.left
-        ]
-    return full
 
 
 def _ellipse_outline(ellipse: Ellipse) -> tuple[Point, ...]:
