@@ -21,4 +21,4 @@ class InputError(EmdlError, ValueError):
 
 
 class LabelWarning(UserWarning):
-    """A shape skipped or changed while reading labels (it is also counted in the report)."""
+    """A shape or image skipped or changed while reading labels (also counted where it is read)."""
