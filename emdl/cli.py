@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 
 from emdl import __version__
-from emdl.errors import EmdlError, LabelWarning
+from emdl.errors import EmdlError, InputError, LabelWarning
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -18,6 +18,33 @@ def _convert(args: argparse.Namespace) -> None:
         args.labels, args.to, args.out, images_dir=args.images, line_width=args.line_width
     )
     print(f"{summary(annotations)} -> {written}")
+
+
+def _augment(args: argparse.Namespace) -> None:
+    import json
+
+    from emdl.data.augment import Augmentation
+    from emdl.data.preview import write_preview
+
+    augmentation = None
+    if args.config is not None:
+        try:
+            with open(args.config, encoding="utf-8") as file:
+                spec = json.load(file)
+            augmentation = Augmentation.from_dict(spec)
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise InputError(args.config, str(exc)) from None
+    summary = write_preview(
+        args.labels,
+        args.images,
+        args.out,
+        augmentation=augmentation,
+        seed=args.seed,
+        window=args.window,
+        count=args.count,
+        missing="skip" if args.skip_missing else "error",
+    )
+    print(summary)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="width in pixels of polylines and points in masks and boxes (default 1)",
     )
     convert.set_defaults(run=_convert)
+
+    augment = commands.add_parser(
+        "augment",
+        help="draw a grid of augmented training crops with their labels",
+        description="Draw augmented crops with masks and boxes overlaid, to judge the settings.",
+    )
+    augment.add_argument("labels", nargs="+", help="CVAT XML or COCO JSON file(s)")
+    augment.add_argument("--images", required=True, help="folder of the labeled images")
+    augment.add_argument("--out", required=True, help="PNG file to write")
+    augment.add_argument("--seed", type=int, default=0)
+    augment.add_argument("--window", type=int, default=256, help="crop size in pixels")
+    augment.add_argument("--count", type=int, default=16, help="number of crops")
+    augment.add_argument(
+        "--config",
+        help='JSON augmentation settings, {"name": {"probability": p, "range": [lo, hi]}}',
+    )
+    augment.add_argument(
+        "--skip-missing", action="store_true", help="leave out labeled images not in --images"
+    )
+    augment.set_defaults(run=_augment)
     return parser
 
 
@@ -58,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _show_warning
         try:
             args.run(args)
-        except (EmdlError, OSError) as exc:
+        # ValueError: settings refused while a pipeline is built.
+        except (EmdlError, OSError, ValueError) as exc:
             print(f"emdl: error: {exc}", file=sys.stderr)
             return 1
     return 0
