@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data folder and a builder of small CVAT XML files."""
+"""Shared fixtures: the real data folder, small CVAT XML files and small labeled image folders."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+from skimage import io as skio
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,3 +55,39 @@ def write_cvat_text(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+# An image equal to its own mask: boxes of ones on zeros, at integer pixel edges.
+BOXES = [(4, 6, 20, 14), (30, 30, 50, 58), (40, 2, 60, 12), (8, 40, 22, 62)]
+
+
+def box_image(size: int, boxes=BOXES) -> np.ndarray:
+    image = np.zeros((size, size), np.uint8)
+    for x0, y0, x1, y1 in boxes:
+        image[y0:y1, x0:x1] = 255
+    return image
+
+
+def box_xml(name: str, size: int, boxes=BOXES, label: str = "bubble") -> str:
+    shapes = "\n".join(
+        f'<box label="{label}" xtl="{x0}" ytl="{y0}" xbr="{x1}" ybr="{y1}" z_order="0"/>'
+        for x0, y0, x1, y1 in boxes
+    )
+    return f'<image id="0" name="{name}" width="{size}" height="{size}">\n{shapes}\n</image>'
+
+
+@pytest.fixture
+def labeled_folder(tmp_path: Path) -> Callable[..., tuple[Path, Path]]:
+    """Writes images and one CVAT file; returns (labels path, images folder)."""
+
+    def make(images: dict[str, tuple[np.ndarray, str]], labels=("bubble", "loop")):
+        folder = tmp_path / "images"
+        folder.mkdir(exist_ok=True)
+        for name, (pixels, _) in images.items():
+            skio.imsave(folder / name, pixels, check_contrast=False)
+        body = "\n".join(xml for _, xml in images.values())
+        path = tmp_path / "labels.xml"
+        path.write_text(cvat_text(body, labels=labels))
+        return path, folder
+
+    return make

@@ -14,6 +14,7 @@ from skimage import io as skio
 
 from emdl.cli import main
 from emdl.io.cvat import read_cvat
+from tests.conftest import box_image, box_xml
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -156,3 +157,76 @@ def test_console_script_exit_status(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr == f"emdl: error: {tmp_path / 'none.xml'}: No such file or directory\n"
+
+
+def test_augment_preview(capsys, tmp_path, labeled_folder):
+    labels, folder = labeled_folder({"a.png": (box_image(64), box_xml("a.png", 64))})
+    out = tmp_path / "preview.png"
+    status, printed, err = run(
+        capsys,
+        "augment",
+        labels,
+        "--images",
+        folder,
+        "--out",
+        out,
+        "--window",
+        "32",
+        "--count",
+        "6",
+        "--seed",
+        "4",
+    )
+    assert (status, err) == (0, "")
+    assert printed == f"6 augmented 32 x 32 crops of 1 images (detection) -> {out}\n"
+    grid = skio.imread(out)
+    assert grid.shape == (2 * 36 - 4, 4 * 36 - 4, 3)
+    assert (grid == [230, 25, 75]).all(axis=-1).any()  # boxes are drawn in the first colour
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ('{"sharpen": {}}', "unknown augmentation 'sharpen'"),
+        ('{"blur": {"range": [3, 1]}}', "range [3.0, 1.0] must be increasing"),
+        ("{oops", "Expecting property name"),
+    ],
+)
+def test_augment_bad_config(capsys, tmp_path, labeled_folder, config, problem):
+    labels, folder = labeled_folder({"a.png": (box_image(64), box_xml("a.png", 64))})
+    path = tmp_path / "augment.json"
+    path.write_text(config)
+    status, _, err = run(
+        capsys,
+        "augment",
+        labels,
+        "--images",
+        folder,
+        "--out",
+        tmp_path / "p.png",
+        "--config",
+        path,
+    )
+    assert status == 1
+    assert err.startswith(f"emdl: error: {path}: ") and problem in err
+    assert err.count("\n") == 1
+
+
+def test_augment_window_larger_than_the_image(capsys, tmp_path, labeled_folder):
+    labels, folder = labeled_folder({"a.png": (box_image(64), box_xml("a.png", 64))})
+    status, _, err = run(
+        capsys,
+        "augment",
+        labels,
+        "--images",
+        folder,
+        "--out",
+        tmp_path / "p.png",
+        "--window",
+        "128",
+    )
+    assert status == 1
+    assert err == (
+        f"emdl: error: {folder / 'a.png'}: image is 64 x 64, smaller than the 128 x 128 crop "
+        "window\n"
+    )
