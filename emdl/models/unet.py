@@ -1,0 +1,129 @@
+"""A U-Net for semantic segmentation of micrographs, built with the Keras functional API.
+
+The model takes float32 images ``(B, H, W, 1)`` in [0, 1] with ``H`` and ``W`` divisible by
+``2 ** depth`` (:mod:`emdl.predict` pads any image so) and returns per-pixel probabilities:
+``(B, H, W, 1)`` (sigmoid, foreground) for one class, ``(B, H, W, classes + 1)`` (softmax, channel
+0 background) for several.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+UPSAMPLING = ("bilinear", "transpose")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Everything that shapes a U-Net; ``to_dict``/``from_dict`` store it in ``config.json``.
+
+    ``depth`` down-sampling steps; ``filters`` in the first block, doubling at each step;
+    ``convs_per_block`` 3 x 3 convolutions per block; ``upsampling`` "bilinear" (resize, then a
+    3 x 3 convolution) or "transpose" (a transposed convolution); ``dropout`` before the bottom
+    block and in the decoder; ``classes`` foreground classes (1: sigmoid output).
+    """
+
+    depth: int = 4
+    filters: int = 16
+    convs_per_block: int = 2
+    batch_norm: bool = True
+    dropout: float = 0.0
+    upsampling: str = "bilinear"
+    classes: int = 1
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.depth >= 1, f"depth must be at least 1, got {self.depth}"),
+            (self.filters >= 1, f"filters must be at least 1, got {self.filters}"),
+            (self.convs_per_block >= 1, "convs_per_block must be at least 1"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
+            (self.upsampling in UPSAMPLING, f"upsampling must be one of {UPSAMPLING}"),
+            (self.classes >= 1, f"classes must be at least 1, got {self.classes}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def multiple(self) -> int:
+        """Input sizes must be multiples of this (``2 ** depth``)."""
+        return 2**self.depth
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> UNetConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown U-Net setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+@keras.saving.register_keras_serializable(package="emdl")
+class BilinearUpsample(layers.Layer):
+    """Bilinear resize to twice the height and width. Unlike ``UpSampling2D`` it works on inputs
+    whose size is only known when the graph runs, as in a SavedModel serving any image size."""
+
+    def call(self, inputs):
+        return tf.image.resize(inputs, tf.shape(inputs)[1:3] * 2, method="bilinear")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        double = lambda size: None if size is None else 2 * size  # noqa: E731
+        return (batch, double(height), double(width), channels)
+
+
+def apply_conv_block(x, filters: int, config: UNetConfig, name: str):
+    """``convs_per_block`` times: 3 x 3 convolution, batch norm, ReLU."""
+    for index in range(config.convs_per_block):
+        x = layers.Conv2D(
+            filters, 3, padding="same", use_bias=not config.batch_norm, name=f"{name}_conv{index}"
+        )(x)
+        if config.batch_norm:
+            x = layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+        x = layers.Activation("relu", name=f"{name}_relu{index}")(x)
+    return x
+
+
+def apply_upsample(x, filters: int, config: UNetConfig, name: str):
+    """Double the spatial size and set the channels to ``filters``."""
+    if config.upsampling == "transpose":
+        return layers.Conv2DTranspose(filters, 2, strides=2, name=f"{name}_transpose")(x)
+    x = BilinearUpsample(name=f"{name}_resize")(x)
+    return layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
+
+
+def build_unet(config: UNetConfig | None = None, *, name: str = "unet") -> keras.Model:
+    """A U-Net from ``config`` (default :class:`UNetConfig`), input ``(None, None, 1)`` float32."""
+    config = config or UNetConfig()
+    inputs = keras.Input((None, None, 1), name="image")
+    x, skips = inputs, []
+    for level in range(config.depth):
+        x = apply_conv_block(x, config.filters * 2**level, config, f"down{level}")
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
+    if config.dropout:
+        x = layers.Dropout(config.dropout, name="bottom_dropout")(x)
+    x = apply_conv_block(x, config.filters * 2**config.depth, config, "bottom")
+    for level in reversed(range(config.depth)):
+        filters = config.filters * 2**level
+        x = apply_upsample(x, filters, config, f"up{level}")
+        x = layers.Concatenate(name=f"up{level}_concat")([x, skips[level]])
+        if config.dropout:
+            x = layers.Dropout(config.dropout, name=f"up{level}_dropout")(x)
+        x = apply_conv_block(x, filters, config, f"up{level}")
+    if config.classes == 1:
+        outputs = layers.Conv2D(1, 1, activation="sigmoid", name="probabilities", dtype="float32")(
+            x
+        )
+    else:
+        outputs = layers.Conv2D(
+            config.classes + 1, 1, activation="softmax", name="probabilities", dtype="float32"
+        )(x)
+    return keras.Model(inputs, outputs, name=name)

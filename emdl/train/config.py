@@ -1,0 +1,164 @@
+"""One validated configuration per run, stored as the run's ``config.json``.
+
+A config file for ``emdl train`` is JSON with the sections below; paths in it are relative to the
+file. Unknown keys are refused, so a typo does not silently fall back to a default::
+
+    {
+      "data": {"labels": ["labels.xml"], "images": "images", "validation_fraction": 0.5},
+      "augmentation": {"rotate": {"probability": 0.5}},
+      "model": {"depth": 4, "filters": 16},
+      "loss": {"cross_entropy": 1.0, "dice": 1.0},
+      "training": {"epochs": 30, "steps_per_epoch": 50}
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from emdl.data.augment import Augmentation
+from emdl.errors import InputError
+from emdl.models.losses import TERMS
+from emdl.models.unet import UNetConfig
+
+
+def _from_dict(cls, values: dict, section: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{section}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which labeled images, how they are split and cropped.
+
+    ``labels``: CVAT XML or COCO JSON files; ``images``: their folder; ``missing``: "error" or
+    "skip" for labeled images not in the folder. ``validation_fraction`` of the images (by image)
+    are held out, or ``validation_labels`` name the validation images explicitly. ``window`` and
+    ``stride`` are the crop size and the validation windows' spacing in pixels; ``batch_size`` is
+    per replica (the global batch is ``batch_size x replicas``).
+    """
+
+    labels: tuple[str, ...]
+    images: str
+    validation_fraction: float = 0.0
+    validation_labels: tuple[str, ...] = ()
+    missing: str = "error"
+    window: int = 256
+    stride: int = 128
+    batch_size: int = 8
+    empty_crops: str | float = "keep"
+    line_width: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "validation_labels", tuple(self.validation_labels))
+        if not self.labels:
+            raise ValueError("data: no label files")
+        if self.batch_size < 1:
+            raise ValueError(f"data: batch_size must be at least 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How long and how fast: ``epochs`` of ``steps_per_epoch`` batches; AdamW at
+    ``learning_rate`` with a cosine decay to ``final_learning_rate_fraction`` of it; an exponential
+    moving average of the weights (``ema_momentum``, 0 to turn it off) is what is kept;
+    ``early_stopping_patience`` epochs without a better ``monitor`` stop the run (0: never)."""
+
+    epochs: int = 30
+    steps_per_epoch: int = 50
+    learning_rate: float = 1e-3
+    final_learning_rate_fraction: float = 0.05
+    weight_decay: float = 1e-4
+    ema_momentum: float = 0.99
+    early_stopping_patience: int = 0
+    monitor: str = "val_iou"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.steps_per_epoch < 1:
+            raise ValueError("training: epochs and steps_per_epoch must be at least 1")
+        if self.learning_rate <= 0:
+            raise ValueError(f"training: learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.ema_momentum < 1:
+            raise ValueError(f"training: ema_momentum must be in [0, 1), got {self.ema_momentum}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run: data, augmentation (as :meth:`Augmentation.to_dict`), model, loss terms and
+    training. ``classes`` are filled in from the labels when the run starts."""
+
+    data: DataConfig
+    augmentation: dict = field(default_factory=lambda: Augmentation.default().to_dict())
+    model: UNetConfig = field(default_factory=UNetConfig)
+    loss: dict = field(default_factory=lambda: {"cross_entropy": 1.0, "dice": 1.0})
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    classes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        Augmentation.from_dict(self.augmentation)  # refuse bad settings now, not mid-run
+        if not self.loss or set(self.loss) - set(TERMS):
+            raise ValueError(f"loss: terms must be among {TERMS}, got {sorted(self.loss)}")
+        object.__setattr__(self, "classes", tuple(self.classes))
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["data"]["labels"] = list(self.data.labels)
+        values["data"]["validation_labels"] = list(self.data.validation_labels)
+        values["classes"] = list(self.classes)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RunConfig:
+        values = dict(values)
+        if "data" not in values:
+            raise ValueError("no 'data' section")
+        known = {f.name for f in fields(cls)}
+        if set(values) - known:
+            raise ValueError(
+                f"unknown section(s) {sorted(set(values) - known)}; known: {sorted(known)}"
+            )
+        values["data"] = _from_dict(DataConfig, values["data"], "data")
+        if "model" in values:
+            values["model"] = UNetConfig.from_dict(values["model"])
+        if "training" in values:
+            values["training"] = _from_dict(TrainingConfig, values["training"], "training")
+        return cls(**values)
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read a run's JSON config; label and image paths become relative to the file's folder.
+
+    Raises InputError naming the file for bad JSON or bad settings.
+    """
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputError(path, exc.strerror or "cannot be read") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"not JSON: {exc.msg}", exc.lineno) from None
+    try:
+        data = values.get("data", {}) if isinstance(values, dict) else None
+        if not isinstance(data, dict):
+            raise ValueError("not a run configuration (a JSON object with a 'data' section)")
+        base = path.parent
+        for key in ("labels", "validation_labels"):
+            if key in data:
+                names = [data[key]] if isinstance(data[key], str) else data[key]
+                data[key] = [str(base / name) for name in names]
+        if "images" in data:
+            data["images"] = str(base / data["images"])
+        return RunConfig.from_dict(values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(path, str(exc)) from None

@@ -1,0 +1,54 @@
+"""Pictures of a run: training curves and image | truth | prediction overlays."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on training machines
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def plot_curves(history_csv: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Loss and every score per epoch (training solid, validation dashed) from Keras' CSV log."""
+    with open(history_csv, newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows:
+        return
+    epochs = [int(row["epoch"]) + 1 for row in rows]
+    names = [k for k in rows[0] if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
+    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for axis, name in zip(axes[0], names, strict=True):
+        axis.plot(epochs, [float(row[name]) for row in rows], label="training")
+        if f"val_{name}" in rows[0]:
+            values = [float(row[f"val_{name}"]) for row in rows]
+            axis.plot(epochs, values, "--", label="validation")
+        axis.set_title(name)
+        axis.set_xlabel("epoch")
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def plot_overlays(
+    rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], classes: int, out: str | os.PathLike
+) -> None:
+    """One row per ``(name, image, truth, prediction)``: the image (float, [0, 1]) and the truth
+    and predicted class-index masks, side by side."""
+    if not rows:
+        return
+    figure, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
+    for axes_row, (name, *pictures) in zip(axes, rows, strict=True):
+        for axis, picture, title in zip(
+            axes_row, pictures, (name, "truth", "prediction"), strict=True
+        ):
+            axis.imshow(picture, cmap="gray", vmin=0, vmax=max(1, classes))
+            axis.set_title(title, fontsize=8)
+            axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)

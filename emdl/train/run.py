@@ -1,0 +1,213 @@
+"""A U-Net training run, from a :class:`RunConfig` to a complete run directory.
+
+A run directory holds ``config.json`` (enough to rebuild the model and its pre-processing),
+``history.csv``, ``best.weights.h5``, ``metrics.json``, ``curves.png``, ``overlays.png``,
+``saved_model/`` (TF Serving) and ``tensorboard/``; ``backup/`` exists while a run is unfinished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from emdl.data import Augmentation, LabeledImage, load_labeled_images, semantic_dataset
+from emdl.data.sources import split_by_image
+from emdl.io.image import read_image
+from emdl.labels import semantic_mask
+from emdl.metrics import ForegroundDice, ForegroundIoU, PixelAccuracy
+from emdl.metrics.evaluate import score_masks
+from emdl.models.losses import SegmentationLoss
+from emdl.models.unet import UNetConfig, build_unet
+from emdl.predict.segment import segment_image
+from emdl.train.callbacks import BEST_WEIGHTS, run_callbacks
+from emdl.train.config import RunConfig
+from emdl.train.export import export_segmentation
+from emdl.train.report import plot_curves, plot_overlays
+from emdl.train.strategy import choose_strategy, is_chief
+
+
+@dataclass
+class RunResult:
+    """What a finished run left: its directory, its config (classes filled in), the trained model
+    and its scores."""
+
+    run_dir: Path
+    config: RunConfig
+    model: keras.Model
+    metrics: dict
+
+
+def _split(config: RunConfig) -> tuple[list[LabeledImage], list[LabeledImage], list[str]]:
+    data = config.data
+    records, classes = load_labeled_images(data.labels, data.images, missing=data.missing)
+    if data.validation_labels:
+        validation, more = load_labeled_images(
+            data.validation_labels, data.images, missing=data.missing
+        )
+        classes += [name for name in more if name not in classes]
+        return records, validation, classes
+    if data.validation_fraction:
+        training, validation = split_by_image(
+            records, data.validation_fraction, seed=config.training.seed
+        )
+        return training, validation, classes
+    return records, [], classes
+
+
+def compile_unet(model: keras.Model, config: RunConfig) -> None:
+    """AdamW with cosine decay and a weight average, the composed loss, and IoU, Dice and pixel
+    accuracy per foreground class."""
+    training = config.training
+    schedule = keras.optimizers.schedules.CosineDecay(
+        training.learning_rate,
+        decay_steps=training.epochs * training.steps_per_epoch,
+        alpha=training.final_learning_rate_fraction,
+    )
+    ema = training.ema_momentum > 0
+    optimizer = keras.optimizers.AdamW(
+        schedule,
+        weight_decay=training.weight_decay,
+        use_ema=ema,
+        ema_momentum=training.ema_momentum if ema else 0.99,
+        # The averaged weights replace the trained ones every epoch, so validation, the best
+        # checkpoint and the rest of training all use them.
+        ema_overwrite_frequency=training.steps_per_epoch if ema else None,
+    )
+    classes = config.model.classes
+    metrics = [ForegroundIoU(1), ForegroundDice(1)]
+    for class_id in range(2, classes + 1):
+        metrics += [ForegroundIoU(class_id), ForegroundDice(class_id)]
+    model.compile(
+        optimizer=optimizer,
+        loss=SegmentationLoss(config.loss, classes=classes),
+        metrics=[*metrics, PixelAccuracy()],
+    )
+
+
+def predicted_mask(model: keras.Model, image: np.ndarray, config: RunConfig) -> np.ndarray:
+    """Class indices uint8 ``(H, W)`` of one whole image, predicted in tiles of the training
+    window overlapping by a quarter of it."""
+    return segment_image(
+        model,
+        image,
+        tile=config.data.window,
+        overlap=config.data.window // 4,
+        multiple=config.model.multiple,
+    )[1]
+
+
+def evaluate_model(
+    model: keras.Model, records: list[LabeledImage], classes: list[str], config: RunConfig
+) -> dict:
+    """Score ``model`` on whole labeled images, predicted in tiles of the training window (see
+    :func:`emdl.metrics.evaluate.score_masks` for the keys)."""
+
+    return score_masks(
+        (
+            (name, predicted, truth)
+            for name, _, truth, predicted in _predictions(model, records, classes, config)
+        ),
+        classes,
+    )
+
+
+def _predictions(model, records, classes, config):
+    """``(name, image, truth, prediction)`` of each record, one at a time."""
+    for record in records:
+        image = read_image(record.path)
+        truth = semantic_mask(record.annotation, classes, line_width=config.data.line_width)
+        yield record.name, image, truth, predicted_mask(model, image, config)
+
+
+def train_run(
+    config: RunConfig, run_dir: str | os.PathLike, *, verbose: int | str = 1
+) -> RunResult:
+    """Train a U-Net as ``config`` says and fill ``run_dir`` (created if needed).
+
+    Runs under :func:`choose_strategy`; the global batch is ``batch_size x replicas``. A run
+    directory whose ``backup/`` survives an interruption resumes where it stopped. ``metrics.json``
+    holds the scores on the validation images (whole images, tiled), or on the training images
+    when there is no validation part, with ``evaluated_on`` saying which.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.training.seed)
+    training, validation, classes = _split(config)
+    model_config = dataclasses.replace(config.model, classes=len(classes))
+    config = dataclasses.replace(config, model=model_config, classes=tuple(classes))
+    chief = is_chief()
+    if chief:
+        config.save(run_dir / "config.json")
+
+    strategy = choose_strategy()
+    data = config.data
+    batch = data.batch_size * strategy.num_replicas_in_sync
+    common = {"window": data.window, "line_width": data.line_width, "seed": config.training.seed}
+    train_data = semantic_dataset(
+        training,
+        classes,
+        batch_size=batch,
+        augmentation=Augmentation.from_dict(config.augmentation),
+        empty_crops=data.empty_crops,
+        **common,
+    )
+    validation_data = None
+    if validation:
+        validation_data = semantic_dataset(
+            validation, classes, batch_size=batch, training=False, stride=data.stride, **common
+        )
+    with strategy.scope():
+        model = build_unet(model_config)
+        compile_unet(model, config)
+    monitor = (
+        config.training.monitor if validation else config.training.monitor.removeprefix("val_")
+    )
+    model.fit(
+        train_data,
+        epochs=config.training.epochs,
+        steps_per_epoch=config.training.steps_per_epoch,
+        validation_data=validation_data,
+        callbacks=run_callbacks(
+            run_dir, monitor=monitor, patience=config.training.early_stopping_patience, chief=chief
+        ),
+        verbose=verbose,
+    )
+    weights = run_dir / BEST_WEIGHTS if chief else run_dir / "worker_tmp" / BEST_WEIGHTS
+    model.load_weights(weights)
+    evaluated = validation or training
+    metrics = evaluate_model(model, evaluated, classes, config)
+    metrics["evaluated_on"] = "validation" if validation else "training"
+    if chief:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        plot_curves(run_dir / "history.csv", run_dir / "curves.png")
+        overlays = list(_predictions(model, evaluated[:4], classes, config))
+        plot_overlays(overlays, len(classes), run_dir / "overlays.png")
+        export_segmentation(model, run_dir / "saved_model", config.model.multiple)
+    return RunResult(run_dir, config, model, metrics)
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
+    """The config and the trained model (best weights) of a finished run directory."""
+    run_dir = Path(run_dir)
+    config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    model = build_unet(UNetConfig.from_dict(dataclasses.asdict(config.model)))
+    model.load_weights(run_dir / BEST_WEIGHTS)
+    return config, model
+
+
+def evaluate_run(run_dir: str | os.PathLike, labels, images_dir, *, missing: str = "error") -> dict:
+    """Scores of a run's model on labeled images (classes matched by name to the run's)."""
+    config, model = load_run(run_dir)
+    records, classes = load_labeled_images(labels, images_dir, missing=missing)
+    unknown = [name for name in classes if name not in config.classes]
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the run's classes {list(config.classes)}")
+    metrics = evaluate_model(model, records, list(config.classes), config)
+    metrics["evaluated_images"] = len(records)
+    return metrics

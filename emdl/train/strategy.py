@@ -1,0 +1,38 @@
+"""The tf.distribute strategy that fits the hardware."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+
+def workers_in_tf_config() -> int:
+    """How many workers (chief included) ``$TF_CONFIG`` names; 0 without one."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy when ``$TF_CONFIG`` names several workers, MirroredStrategy over
+    all visible GPUs when there are any (with mixed float16 precision), else the default strategy
+    (this CPU). Call it before building any model."""
+    if workers_in_tf_config() > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
+    return tf.distribute.get_strategy()
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run directory: the chief, or worker 0 without a chief."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = config.get("task", {})
+    if not task:
+        return True
+    has_chief = bool(config.get("cluster", {}).get("chief"))
+    return task.get("type") == "chief" or (not has_chief and task.get("index", 0) == 0)
