@@ -47,6 +47,40 @@ def _augment(args: argparse.Namespace) -> None:
     print(summary)
 
 
+def _train(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from emdl.train.config import load_config
+    from emdl.train.run import train_run
+
+    config = load_config(args.config)
+    out = args.out or str(Path("runs") / Path(args.config).stem)
+    result = train_run(config, out, verbose=1)
+    metrics = result.metrics
+    print(
+        f"{out}: iou {metrics['iou']:.3f}, dice {metrics['dice']:.3f} "
+        f"on the {metrics['evaluated_on']} images"
+    )
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from emdl.train.run import evaluate_run
+
+    metrics = evaluate_run(
+        args.run_dir, args.labels, args.images, missing="skip" if args.skip_missing else "error"
+    )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(metrics, file, indent=2)
+            file.write("\n")
+    print(
+        f"iou {metrics['iou']:.3f}, dice {metrics['dice']:.3f}, "
+        f"pixel accuracy {metrics['pixel_accuracy']:.3f} on {metrics['evaluated_images']} images"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emdl", description="Deep learning for electron micrographs of radiation damage."
@@ -90,6 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-missing", action="store_true", help="leave out labeled images not in --images"
     )
     augment.set_defaults(run=_augment)
+
+    train = commands.add_parser(
+        "train", help="train a U-Net from a JSON run config", description="Train a U-Net."
+    )
+    train.add_argument("config", help="JSON run configuration (see emdl.train.config)")
+    train.add_argument("--out", help="run directory (default: runs/<config name>)")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a run on labeled images",
+        description="Score a trained run on labeled images (whole images, tiled).",
+    )
+    evaluate.add_argument("run_dir", help="a run directory written by emdl train")
+    evaluate.add_argument("--labels", required=True, nargs="+", help="CVAT XML or COCO JSON")
+    evaluate.add_argument("--images", required=True, help="folder of the labeled images")
+    evaluate.add_argument("--json", help="also write the scores to this JSON file")
+    evaluate.add_argument(
+        "--skip-missing", action="store_true", help="leave out labeled images not in --images"
+    )
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 

@@ -67,8 +67,9 @@ class DataConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     """How long and how fast: ``epochs`` of ``steps_per_epoch`` batches; AdamW at
-    ``learning_rate`` with a cosine decay to ``final_learning_rate_fraction`` of it; an exponential
-    moving average of the weights (``ema_momentum``, 0 to turn it off) is what is kept;
+    ``learning_rate`` with a cosine decay to ``final_learning_rate_fraction`` of it; with
+    ``ema_momentum`` above 0 an exponential moving average of the weights replaces them every
+    epoch (off by default: it slows short runs down more than it smooths them);
     ``early_stopping_patience`` epochs without a better ``monitor`` stop the run (0: never)."""
 
     epochs: int = 30
@@ -76,7 +77,7 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     final_learning_rate_fraction: float = 0.05
     weight_decay: float = 1e-4
-    ema_momentum: float = 0.99
+    ema_momentum: float = 0.0
     early_stopping_patience: int = 0
     monitor: str = "val_iou"
     seed: int = 0

@@ -17,7 +17,9 @@ import keras
 import numpy as np
 
 from emdl.data import Augmentation, LabeledImage, load_labeled_images, semantic_dataset
+from emdl.data.datasets import window_starts
 from emdl.data.sources import split_by_image
+from emdl.errors import InputError
 from emdl.io.image import read_image
 from emdl.labels import semantic_mask
 from emdl.metrics import ForegroundDice, ForegroundIoU, PixelAccuracy
@@ -58,6 +60,16 @@ def _split(config: RunConfig) -> tuple[list[LabeledImage], list[LabeledImage], l
         )
         return training, validation, classes
     return records, [], classes
+
+
+def _window_batches(records: list[LabeledImage], window: int, stride: int, batch: int) -> int:
+    """How many batches the sliding-window validation data set yields."""
+    windows = sum(
+        len(window_starts(r.annotation.height, window, stride))
+        * len(window_starts(r.annotation.width, window, stride))
+        for r in records
+    )
+    return -(-windows // batch)
 
 
 def compile_unet(model: keras.Model, config: RunConfig) -> None:
@@ -173,6 +185,9 @@ def train_run(
         epochs=config.training.epochs,
         steps_per_epoch=config.training.steps_per_epoch,
         validation_data=validation_data,
+        # Counted, so that Keras knows where the validation windows end.
+        validation_steps=_window_batches(validation, data.window, data.stride, batch) or None,
+        shuffle=False,  # the pipeline shuffles
         callbacks=run_callbacks(
             run_dir, monitor=monitor, patience=config.training.early_stopping_patience, chief=chief
         ),
@@ -195,6 +210,9 @@ def train_run(
 def load_run(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
     """The config and the trained model (best weights) of a finished run directory."""
     run_dir = Path(run_dir)
+    for name in ("config.json", BEST_WEIGHTS):
+        if not (run_dir / name).is_file():
+            raise InputError(run_dir, f"not a finished run directory: no {name}")
     config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     model = build_unet(UNetConfig.from_dict(dataclasses.asdict(config.model)))
     model.load_weights(run_dir / BEST_WEIGHTS)

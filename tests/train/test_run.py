@@ -1,0 +1,210 @@
+"""emdl.train: a tiny run writes a complete run directory, resumes after an interruption, and
+its SavedModel serves any image size."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from emdl.cli import main
+from emdl.errors import InputError
+from emdl.models.unet import UNetConfig
+from emdl.train import run as run_module
+from emdl.train.config import DataConfig, RunConfig, TrainingConfig, load_config
+from emdl.train.run import evaluate_run, load_run, train_run
+from tests.conftest import box_image, box_xml
+
+TINY_MODEL = UNetConfig(depth=2, filters=4)
+
+
+@pytest.fixture
+def folder(labeled_folder):
+    """Two labeled 64 x 64 images: a.png for training, b.png for validation."""
+    labels, images = labeled_folder(
+        {
+            "a.png": (box_image(64), box_xml("a.png", 64)),
+            "b.png": (box_image(64), box_xml("b.png", 64)),
+        }
+    )
+    return labels, images
+
+
+def tiny_config(labels, images, epochs=2, **training) -> RunConfig:
+    data = DataConfig(
+        labels=(str(labels),),
+        images=str(images),
+        validation_fraction=0.5,
+        window=32,
+        stride=32,
+        batch_size=2,
+    )
+    return RunConfig(
+        data=data,
+        model=TINY_MODEL,
+        training=TrainingConfig(epochs=epochs, steps_per_epoch=2, **training),
+    )
+
+
+def test_a_run_writes_its_directory(folder, tmp_path):
+    run_dir = tmp_path / "run"
+    result = train_run(tiny_config(*folder), run_dir, verbose=0)
+    for name in (
+        "config.json",
+        "history.csv",
+        "best.weights.h5",
+        "metrics.json",
+        "curves.png",
+        "overlays.png",
+        "saved_model/saved_model.pb",
+        "tensorboard",
+    ):
+        assert (run_dir / name).exists(), name
+    assert not (run_dir / "backup").exists()  # removed once the run finished
+    config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    assert config.classes == ("bubble", "loop")
+    assert config.model == UNetConfig(depth=2, filters=4, classes=2)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["evaluated_on"] == "validation"
+    assert {"iou", "dice", "pixel_accuracy", "iou_bubble", "images"} <= set(metrics)
+    assert metrics == json.loads(json.dumps(result.metrics))
+    with open(run_dir / "history.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert {"loss", "iou", "val_iou", "dice", "pixel_accuracy"} <= set(rows[0])
+
+    # The run directory rebuilds the model, and evaluating it gives the run's own scores.
+    _, model = load_run(run_dir)
+    image = np.random.default_rng(0).random((1, 32, 32, 1)).astype(np.float32)
+    assert np.array_equal(model.predict_on_batch(image), result.model.predict_on_batch(image))
+    labels, images = folder
+    validation = metrics["images"][0]["name"]
+    scores = evaluate_run(run_dir, labels, images)
+    by_name = {entry["name"]: entry for entry in scores["images"]}
+    assert by_name[validation] == metrics["images"][0]
+
+    # The SavedModel serves any height and width.
+    served = tf.saved_model.load(str(run_dir / "saved_model")).signatures["serving_default"]
+    odd = np.random.default_rng(1).random((2, 30, 45, 1)).astype(np.float32)
+    probabilities = served(image=tf.constant(odd))["probabilities"].numpy()
+    assert probabilities.shape == (2, 30, 45, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1, rtol=1e-5)
+    padded = np.pad(odd, [(0, 0), (0, 2), (0, 3), (0, 0)], mode="symmetric")
+    direct = model.predict_on_batch(padded)[:, :30, :45]
+    np.testing.assert_allclose(probabilities, direct, atol=1e-5)
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(folder, tmp_path, monitor_callbacks):
+    run_dir = tmp_path / "run"
+    config = tiny_config(*folder, epochs=4)
+    with monitor_callbacks(Interrupt()), pytest.raises(KeyboardInterrupt):
+        train_run(config, run_dir, verbose=0)
+    assert (run_dir / "backup").is_dir()
+    with monitor_callbacks() as started:
+        train_run(config, run_dir, verbose=0)
+    assert started == [2, 3]  # the two finished epochs are not trained again
+    with open(run_dir / "history.csv") as file:
+        assert [row["epoch"] for row in csv.DictReader(file)] == ["0", "1", "2", "3"]
+
+
+@pytest.fixture
+def monitor_callbacks(monkeypatch):
+    """Add callbacks to train_run's and record the epochs it starts."""
+    from contextlib import contextmanager
+
+    original = run_module.run_callbacks
+
+    @contextmanager
+    def use(*extra):
+        started: list[int] = []
+
+        class Record(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                started.append(epoch)
+
+        monkeypatch.setattr(
+            run_module, "run_callbacks", lambda *a, **k: [*original(*a, **k), Record(), *extra]
+        )
+        yield started
+        monkeypatch.setattr(run_module, "run_callbacks", original)
+
+    return use
+
+
+def test_train_and_evaluate_commands(folder, tmp_path, capsys):
+    labels, images = folder
+    config_path = tmp_path / "run.json"
+    config_path.write_text(
+        json.dumps(
+            {
+                "data": {
+                    "labels": [labels.name],
+                    "images": images.name,
+                    "window": 32,
+                    "stride": 32,
+                    "batch_size": 2,
+                    "validation_fraction": 0.5,
+                },
+                "model": {"depth": 2, "filters": 4},
+                "loss": {"focal": 1.0, "dice": 1.0},
+                "training": {"epochs": 1, "steps_per_epoch": 2},
+            }
+        )
+    )
+    assert load_config(config_path).data.labels == (str(labels),)
+    run_dir = tmp_path / "cli_run"
+    assert main(["train", str(config_path), "--out", str(run_dir)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert printed.startswith(f"{run_dir}: iou ") and printed.endswith("on the validation images")
+    scores = tmp_path / "scores.json"
+    status = main(
+        [
+            "evaluate",
+            str(run_dir),
+            "--labels",
+            str(labels),
+            "--images",
+            str(images),
+            "--json",
+            str(scores),
+        ]
+    )
+    assert status == 0
+    assert json.loads(scores.read_text())["evaluated_images"] == 2
+    assert capsys.readouterr().out.endswith("on 2 images\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{", "not JSON"),
+        ('{"data": {"labels": ["a.xml"], "images": "."}, "modle": {}}', "unknown section(s)"),
+        ('{"data": {"labels": ["a.xml"], "images": ".", "windows": 3}}', "data: unknown setting"),
+        ('{"data": {"labels": ["a.xml"], "images": "."}, "loss": {"l2": 1}}', "loss: terms"),
+        (
+            '{"data": {"labels": ["a.xml"], "images": "."}, "augmentation": {"spin": {}}}',
+            "unknown augmentation 'spin'",
+        ),
+    ],
+)
+def test_bad_run_configs(tmp_path, text, problem):
+    path = tmp_path / "run.json"
+    path.write_text(text)
+    with pytest.raises(InputError) as error:
+        load_config(path)
+    assert str(error.value).startswith(str(path)) and problem in str(error.value)
+
+
+def test_evaluate_needs_a_finished_run(tmp_path):
+    with pytest.raises(InputError, match="not a finished run directory: no config.json"):
+        load_run(tmp_path)
