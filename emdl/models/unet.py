@@ -86,7 +86,9 @@ def apply_conv_block(x, filters: int, config: UNetConfig, name: str):
             filters, 3, padding="same", use_bias=not config.batch_norm, name=f"{name}_conv{index}"
         )(x)
         if config.batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_bn{index}")(x)
+            # Momentum 0.9 (PyTorch's 0.1): with Keras' 0.99 the moving statistics need
+            # hundreds of steps to settle, and a short CPU run predicts nonsense in inference.
+            x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{index}")(x)
         x = layers.Activation("relu", name=f"{name}_relu{index}")(x)
     return x
 
