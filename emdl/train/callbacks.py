@@ -5,8 +5,38 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import tensorflow as tf
+
+from emdl.train.strategy import workers_in_tf_config
 
 BEST_WEIGHTS = "best.weights.h5"
+
+
+class AverageAcrossWorkers(keras.callbacks.Callback):
+    """Averages the non-trainable float weights (batch-norm moving statistics) over the workers
+    of a multi-worker run at the end of each epoch, before anything saves them.
+
+    Keras 3 updates them on each replica from its own batches alone, so each worker would keep,
+    and save, its own. The average is what a synchronized update would give: the moving averages
+    are linear in the batch statistics.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        variables = [
+            variable
+            for variable in self.model.non_trainable_variables
+            if keras.backend.is_float_dtype(variable.dtype)
+        ]
+
+        @tf.function
+        def average():
+            # In replica context each replica reads and overwrites its own copies.
+            context = tf.distribute.get_replica_context()
+            means = context.all_reduce("MEAN", [tf.identity(v.value) for v in variables])
+            for variable, mean in zip(variables, means, strict=True):
+                variable.assign(mean)
+
+        self.model.distribute_strategy.run(average)
 
 
 def run_callbacks(
@@ -21,14 +51,16 @@ def run_callbacks(
     ``patience`` epochs without improvement (0: never), TerminateOnNaN, a CSV log
     (``history.csv``) and TensorBoard logs (``tensorboard/``).
 
-    Workers other than the chief of a multi-worker run checkpoint into ``worker_tmp/`` beside it,
-    as tf.distribute requires every worker to save but only one copy to be kept. The learning-rate
-    schedule is part of the optimizer (cosine decay), so it resumes with the step count.
+    Workers other than the chief of a multi-worker run checkpoint (and back up) into
+    ``worker_tmp/`` beside it, as tf.distribute requires every worker to save but only one copy to
+    be kept; the workers may share the run directory. The learning-rate schedule is part of the
+    optimizer (cosine decay), so it resumes with the step count.
     """
     write_dir = run_dir if chief else run_dir / "worker_tmp"
     write_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+    callbacks = [AverageAcrossWorkers()] if workers_in_tf_config() > 1 else []
+    callbacks += [
+        keras.callbacks.BackupAndRestore(str(write_dir / "backup")),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(
             str(write_dir / BEST_WEIGHTS),

@@ -23,7 +23,8 @@ def plot_curves(history_csv: str | os.PathLike, out: str | os.PathLike) -> None:
     figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
     for axis, name in zip(axes[0], names, strict=True):
         axis.plot(epochs, [float(row[name]) for row in rows], label="training")
-        if f"val_{name}" in rows[0]:
+        # Keras' CSVLogger writes "NA" validation columns when there is no validation data.
+        if rows[0].get(f"val_{name}", "NA") != "NA":
             values = [float(row[f"val_{name}"]) for row in rows]
             axis.plot(epochs, values, "--", label="validation")
         axis.set_title(name)

@@ -31,7 +31,7 @@ from emdl.train.callbacks import BEST_WEIGHTS, run_callbacks
 from emdl.train.config import RunConfig
 from emdl.train.export import export_segmentation
 from emdl.train.report import plot_curves, plot_overlays
-from emdl.train.strategy import choose_strategy, is_chief
+from emdl.train.strategy import choose_strategy, is_chief, workers_in_tf_config
 
 
 @dataclass
@@ -194,6 +194,10 @@ def train_run(
         verbose=verbose,
     )
     weights = run_dir / BEST_WEIGHTS if chief else run_dir / "worker_tmp" / BEST_WEIGHTS
+    if workers_in_tf_config() > 1:
+        # Under the strategy Keras would predict collectively, each call gathering every worker's
+        # batch; each worker evaluates (and the chief exports) a copy of its own instead.
+        model = build_unet(model_config)
     model.load_weights(weights)
     evaluated = validation or training
     metrics = evaluate_model(model, evaluated, classes, config)

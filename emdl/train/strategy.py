@@ -15,12 +15,27 @@ def workers_in_tf_config() -> int:
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """MultiWorkerMirroredStrategy whose ``reduce`` takes what Keras 3's ``fit`` hands it
+    (keras-team/keras#20585): a nest of per-replica values (the first ``(x, y)`` batch, reduced
+    once for its shapes) and scalars with ``axis=0`` (the step's loss and metrics)."""
+
+    def reduce(self, reduce_op, value, axis=None):
+        def reduce_one(one):
+            scalar = self.experimental_local_results(one)[0].shape.rank == 0
+            return super(_MultiWorkerMirroredStrategy, self).reduce(
+                reduce_op, one, axis=None if scalar else axis
+            )
+
+        return tf.nest.map_structure(reduce_one, value)
+
+
 def choose_strategy() -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy when ``$TF_CONFIG`` names several workers, MirroredStrategy over
     all visible GPUs when there are any (with mixed float16 precision), else the default strategy
     (this CPU). Call it before building any model."""
     if workers_in_tf_config() > 1:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
         keras.mixed_precision.set_global_policy("mixed_float16")
