@@ -1,5 +1,12 @@
 """Prediction over micrographs of any size."""
 
+from emdl.predict.segment import classes_from_probabilities, segment_image
 from emdl.predict.tiled import blend_weights, pad_to_multiple, predict_image
 
-__all__ = ["blend_weights", "pad_to_multiple", "predict_image"]
+__all__ = [
+    "blend_weights",
+    "classes_from_probabilities",
+    "pad_to_multiple",
+    "predict_image",
+    "segment_image",
+]
