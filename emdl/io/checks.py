@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from emdl.annotations import Box, Mask, Polygon, Polyline, Shape
+from emdl.labels.rasterize import shape_mask
 
 _MIN_POINTS = {Polygon: 3, Polyline: 2}
 
@@ -38,13 +39,9 @@ def clip_shape(shape: Shape, width: int, height: int) -> tuple[Shape, bool]:
             ybr=min(max(shape.ybr, 0.0), height),
         ), True
     if isinstance(shape, Mask):
-        bitmap = shape.to_array()
-        r0, c0 = max(-shape.top, 0), max(-shape.left, 0)
-        r1 = min(shape.height, height - shape.top)
-        c1 = min(shape.width, width - shape.left)
-        kept = bitmap[r0 : max(r1, r0), c0 : max(c1, c0)]
+        # Rasterizing pastes the part inside the image; from_array crops it back to a rectangle.
         fields = {f.name: getattr(shape, f.name) for f in dataclasses.fields(Shape)}
-        return Mask.from_array(kept, left=shape.left + c0, top=shape.top + r0, **fields), True
+        return Mask.from_array(shape_mask(shape, height, width), **fields), True
     return shape, True
 
 
