@@ -38,6 +38,7 @@ from emdl.data.augment import (
     warp_boxes,
     window_geometry,
 )
+from emdl.data.resize import Resize
 from emdl.data.sources import LabeledImage
 from emdl.errors import InputError
 from emdl.io.image import read_image
@@ -59,8 +60,32 @@ def window_starts(size: int, window: int, stride: int) -> np.ndarray:
     return np.array(starts, dtype=np.int32)
 
 
+def window_batches(
+    records: Sequence[LabeledImage],
+    window: int,
+    stride: int,
+    batch_size: int,
+    resize: Resize | None = None,
+) -> int:
+    """How many batches the sliding-window (``training=False``) data set of ``records`` yields."""
+    resize = resize or Resize()
+    windows = 0
+    for record in records:
+        height, width = resize.shape(record.annotation.height, record.annotation.width)
+        windows += len(window_starts(height, window, stride)) * len(
+            window_starts(width, window, stride)
+        )
+    return -(-windows // batch_size)
+
+
 def _check(
-    records: Sequence[LabeledImage], kind: str, window: int, stride: int, empty_crops, min_visible
+    records: Sequence[LabeledImage],
+    kind: str,
+    window: int,
+    stride: int,
+    empty_crops,
+    min_visible,
+    resize: Resize,
 ) -> float:
     """Refuse bad settings while building, not inside a running graph; returns the keep rate of
     crops without objects."""
@@ -79,12 +104,14 @@ def _check(
     if isinstance(rate, str) or not 0 <= rate <= 1:
         raise ValueError(f"empty_crops must be 'keep', 'drop' or a rate in [0, 1], got {rate!r}")
     for record in records:
-        image = record.annotation
-        if image.width < window or image.height < window:
+        original = record.annotation.height, record.annotation.width
+        height, width = resize.shape(*original)
+        if width < window or height < window:
             # Refused rather than padded: padding would teach the model an edge that is not there.
+            resized = "" if (height, width) == original else " after resizing"
             raise InputError(
                 record.path,
-                f"image is {image.width} x {image.height}, smaller than the {window} x {window} "
+                f"image is {width} x {height}{resized}, smaller than the {window} x {window} "
                 "crop window",
             )
     return float(rate)
@@ -115,13 +142,16 @@ def _elements(
     window: int,
     stride: int,
     line_width: float,
+    resize: Resize,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Whole images and their targets, decoded and rasterized (run once, then cached)."""
+    """Whole images and their targets, decoded, resized and rasterized (run once, then
+    cached)."""
     for record in records:
         annotation = record.annotation
-        image = read_image(record.path)
-        tops = window_starts(annotation.height, window, stride)
-        lefts = window_starts(annotation.width, window, stride)
+        height, width = annotation.height, annotation.width
+        image = resize.image(read_image(record.path))
+        tops = window_starts(image.shape[0], window, stride)
+        lefts = window_starts(image.shape[1], window, stride)
         element = {
             "image": image[..., np.newaxis],
             "fill": np.float32(image.mean()),
@@ -130,18 +160,20 @@ def _elements(
         }
         if kind == "semantic":
             mask = semantic_mask(annotation, classes, line_width=line_width)
-            element["mask"] = mask[..., np.newaxis]
+            element["mask"] = resize.image(mask, order=0)[..., np.newaxis]
         elif kind == "detection":
             targets = box_targets(annotation, classes, line_width=line_width)
-            x0, y0, x1, y1 = targets["boxes"].T
-            element |= {"boxes": targets["boxes"], "classes": targets["classes"]}
+            boxes = resize.boxes(targets["boxes"], height, width)
+            x0, y0, x1, y1 = boxes.T
+            element |= {"boxes": boxes, "classes": targets["classes"]}
             element["areas"] = ((x1 - x0) * (y1 - y0)).astype(np.float32)
         else:
             targets = instance_targets(annotation, classes, line_width=line_width)
-            masks = targets["masks"]
-            element |= {"boxes": targets["boxes"], "classes": targets["classes"]}
-            element["areas"] = masks.sum(axis=(1, 2)).astype(np.float32)
-            element["masks"] = np.ascontiguousarray(masks.transpose(1, 2, 0))
+            masks = resize.image(targets["masks"].transpose(1, 2, 0), order=0)
+            element |= {"boxes": resize.boxes(targets["boxes"], height, width)}
+            element["classes"] = targets["classes"]
+            element["areas"] = masks.sum(axis=(0, 1)).astype(np.float32)
+            element["masks"] = np.ascontiguousarray(masks)
         yield element
 
 
@@ -231,6 +263,7 @@ def build_dataset(
     one_hot: bool = False,
     line_width: float = 1.0,
     shuffle_buffer: int = 64,
+    resize: Resize | None = None,
 ) -> tf.data.Dataset:
     """Batches of crops of ``records`` for target ``kind`` ("semantic", "detection",
     "instances"); see the module docstring for their shapes.
@@ -241,15 +274,17 @@ def build_dataset(
     ``empty_crops`` keeps ("keep"), drops ("drop") or keeps a fraction (a float) of crops without
     any object. An object cut by the crop edge is clipped, and left out of detection and instance
     targets when less than ``min_visible`` of its area is inside. ``line_width`` (pixels) draws
-    polylines and points. Bad settings raise ValueError (InputError for an image smaller than the
-    window) here, before anything runs.
+    polylines and points. ``resize`` brings each image (and its targets) to the scale the model
+    works at before cropping; windows and boxes are in resized pixels. Bad settings raise
+    ValueError (InputError for an image smaller than the window) here, before anything runs.
     """
     stride = window // 2 if stride is None else stride
-    keep_rate = _check(records, kind, window, stride, empty_crops, min_visible)
+    resize = resize or Resize()
+    keep_rate = _check(records, kind, window, stride, empty_crops, min_visible, resize)
     classes = list(classes)
     records = list(records)
     source = tf.data.Dataset.from_generator(
-        lambda: _elements(records, classes, kind, window, stride, line_width),
+        lambda: _elements(records, classes, kind, window, stride, line_width, resize),
         output_signature=_signature(kind),
     ).cache()
     cropper = _Cropper(kind, window, augmentation if training else None, min_visible)

@@ -1,5 +1,6 @@
 """Scores of predictions against labels."""
 
+from emdl.metrics.detection import box_iou, match_detections, score_detections
 from emdl.metrics.segmentation import (
     ForegroundDice,
     ForegroundIoU,
@@ -8,4 +9,13 @@ from emdl.metrics.segmentation import (
     iou_score,
 )
 
-__all__ = ["ForegroundDice", "ForegroundIoU", "PixelAccuracy", "dice_score", "iou_score"]
+__all__ = [
+    "ForegroundDice",
+    "ForegroundIoU",
+    "PixelAccuracy",
+    "box_iou",
+    "dice_score",
+    "iou_score",
+    "match_detections",
+    "score_detections",
+]

@@ -1,11 +1,13 @@
 """Prediction over micrographs of any size."""
 
+from emdl.predict.detect import detect_image
 from emdl.predict.segment import classes_from_probabilities, segment_image
 from emdl.predict.tiled import blend_weights, pad_to_multiple, predict_image
 
 __all__ = [
     "blend_weights",
     "classes_from_probabilities",
+    "detect_image",
     "pad_to_multiple",
     "predict_image",
     "segment_image",

@@ -36,6 +36,14 @@ def blend_weights(tile: int, overlap: int) -> np.ndarray:
     return np.outer(ramp, ramp)
 
 
+def min_max_tiles(tiles: np.ndarray) -> np.ndarray:
+    """Each tile of ``(B, t, t)`` min-max scaled to [0, 1] like the training crops (a flat tile
+    becomes 0)."""
+    low = tiles.min(axis=(1, 2), keepdims=True)
+    span = tiles.max(axis=(1, 2), keepdims=True) - low
+    return np.where(span > 0, (tiles - low) / np.where(span > 0, span, 1), 0)
+
+
 def predict_image(
     predict_batch: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -72,9 +80,7 @@ def predict_image(
         batch_corners = corners[start : start + batch_size]
         tiles = np.stack([padded[t : t + tile, c : c + tile] for t, c in batch_corners])
         if normalize_tiles:
-            low = tiles.min(axis=(1, 2), keepdims=True)
-            span = tiles.max(axis=(1, 2), keepdims=True) - low
-            tiles = np.where(span > 0, (tiles - low) / np.where(span > 0, span, 1), 0)
+            tiles = min_max_tiles(tiles)
         predictions = np.asarray(predict_batch(tiles[..., np.newaxis].astype(np.float32)))
         if total is None:
             total = np.zeros(padded.shape[:2] + predictions.shape[-1:], np.float32)

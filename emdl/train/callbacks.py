@@ -46,7 +46,8 @@ def run_callbacks(
     patience: int,
     chief: bool = True,
 ) -> list[keras.callbacks.Callback]:
-    """Best checkpoint (``best.weights.h5`` by ``monitor``, higher is better), BackupAndRestore
+    """Best checkpoint (``best.weights.h5`` by ``monitor``: lower is better for a loss, higher
+    for anything else), BackupAndRestore
     (``backup/``: an interrupted run resumes at the epoch it stopped in), early stopping after
     ``patience`` epochs without improvement (0: never), TerminateOnNaN, a CSV log
     (``history.csv``) and TensorBoard logs (``tensorboard/``).
@@ -56,6 +57,7 @@ def run_callbacks(
     be kept; the workers may share the run directory. The learning-rate schedule is part of the
     optimizer (cosine decay), so it resumes with the step count.
     """
+    mode = "min" if monitor.endswith("loss") else "max"
     write_dir = run_dir if chief else run_dir / "worker_tmp"
     write_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [AverageAcrossWorkers()] if workers_in_tf_config() > 1 else []
@@ -65,7 +67,7 @@ def run_callbacks(
         keras.callbacks.ModelCheckpoint(
             str(write_dir / BEST_WEIGHTS),
             monitor=monitor,
-            mode="max",
+            mode=mode,
             save_best_only=True,
             save_weights_only=True,
         ),
@@ -73,7 +75,7 @@ def run_callbacks(
     ]
     if patience:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience)
+            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience)
         )
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))

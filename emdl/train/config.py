@@ -23,6 +23,14 @@ from emdl.data.augment import Augmentation
 from emdl.errors import InputError
 from emdl.models.losses import TERMS
 from emdl.models.unet import UNetConfig
+from emdl.models.yolo import DetectorConfig
+
+# Per model kind: its config class, default loss weights and the figure the best checkpoint
+# is chosen by.
+KINDS = {
+    "unet": (UNetConfig, {"cross_entropy": 1.0, "dice": 1.0}, "val_iou"),
+    "yolo": (DetectorConfig, {"box": 7.5, "dfl": 1.5, "class": 0.5}, "val_loss"),
+}
 
 
 def _from_dict(cls, values: dict, section: str):
@@ -70,7 +78,9 @@ class TrainingConfig:
     ``learning_rate`` with a cosine decay to ``final_learning_rate_fraction`` of it; with
     ``ema_momentum`` above 0 an exponential moving average of the weights replaces them every
     epoch (off by default: it slows short runs down more than it smooths them);
-    ``early_stopping_patience`` epochs without a better ``monitor`` stop the run (0: never)."""
+    ``early_stopping_patience`` epochs without a better ``monitor`` stop the run (0: never);
+    ``monitor`` (None: the model kind's own, "val_iou" or "val_loss") also picks the best
+    checkpoint, lower being better for a loss and higher for anything else."""
 
     epochs: int = 30
     steps_per_epoch: int = 50
@@ -79,7 +89,7 @@ class TrainingConfig:
     weight_decay: float = 1e-4
     ema_momentum: float = 0.0
     early_stopping_patience: int = 0
-    monitor: str = "val_iou"
+    monitor: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -93,20 +103,36 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole run: data, augmentation (as :meth:`Augmentation.to_dict`), model, loss terms and
-    training. ``classes`` are filled in from the labels when the run starts."""
+    """A whole run: the model ``kind`` ("unet" or "yolo"), data, augmentation (as
+    :meth:`Augmentation.to_dict`), model, loss terms and training. ``classes`` are filled in from
+    the labels when the run starts. Left out, ``model``, ``loss`` and the training ``monitor``
+    take the kind's defaults."""
 
     data: DataConfig
+    kind: str = "unet"
     augmentation: dict = field(default_factory=lambda: Augmentation.default().to_dict())
-    model: UNetConfig = field(default_factory=UNetConfig)
-    loss: dict = field(default_factory=lambda: {"cross_entropy": 1.0, "dice": 1.0})
+    model: UNetConfig | DetectorConfig | None = None
+    loss: dict | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
     classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {sorted(KINDS)}, got {self.kind!r}")
+        model_class, loss, monitor = KINDS[self.kind]
         Augmentation.from_dict(self.augmentation)  # refuse bad settings now, not mid-run
-        if not self.loss or set(self.loss) - set(TERMS):
-            raise ValueError(f"loss: terms must be among {TERMS}, got {sorted(self.loss)}")
+        if self.model is None:
+            object.__setattr__(self, "model", model_class())
+        if not isinstance(self.model, model_class):
+            raise ValueError(f"model: a {self.kind} run needs a {model_class.__name__}")
+        if self.loss is None:
+            object.__setattr__(self, "loss", dict(loss))
+        terms = TERMS if self.kind == "unet" else tuple(loss)
+        if not self.loss or set(self.loss) - set(terms):
+            raise ValueError(f"loss: terms must be among {terms}, got {sorted(self.loss)}")
+        if self.training.monitor is None:
+            training = TrainingConfig(**{**asdict(self.training), "monitor": monitor})
+            object.__setattr__(self, "training", training)
         object.__setattr__(self, "classes", tuple(self.classes))
 
     def to_dict(self) -> dict:
@@ -127,8 +153,11 @@ class RunConfig:
                 f"unknown section(s) {sorted(set(values) - known)}; known: {sorted(known)}"
             )
         values["data"] = _from_dict(DataConfig, values["data"], "data")
+        kind = values.get("kind", "unet")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
         if "model" in values:
-            values["model"] = UNetConfig.from_dict(values["model"])
+            values["model"] = KINDS[kind][0].from_dict(values["model"])
         if "training" in values:
             values["training"] = _from_dict(TrainingConfig, values["training"], "training")
         return cls(**values)

@@ -53,3 +53,26 @@ def plot_overlays(
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)
+
+
+def plot_detections(
+    rows: list[tuple[str, np.ndarray, dict, dict]], out: str | os.PathLike, *, threshold: float
+) -> None:
+    """One panel per ``(name, image, predicted, truth)``: the image with the true boxes (green)
+    and the detections scoring at least ``threshold`` (red); boxes "xyxy" image pixels."""
+    if not rows:
+        return
+    figure, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), 5), squeeze=False)
+    for axis, (name, image, predicted, truth) in zip(axes[0], rows, strict=True):
+        axis.imshow(image, cmap="gray")
+        keep = np.asarray(predicted["scores"]) >= threshold
+        for boxes, colour in ((truth["boxes"], "lime"), (predicted["boxes"][keep], "red")):
+            for x0, y0, x1, y1 in np.asarray(boxes):
+                axis.add_patch(
+                    plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=colour, lw=0.8)
+                )
+        axis.set_title(f"{name}: {keep.sum()} found, {len(truth['boxes'])} labeled", fontsize=8)
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)

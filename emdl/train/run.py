@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from emdl.data import Augmentation, LabeledImage, load_labeled_images, semantic_dataset
-from emdl.data.datasets import window_starts
+from emdl.data.datasets import window_batches
 from emdl.data.sources import split_by_image
 from emdl.errors import InputError
 from emdl.io.image import read_image
@@ -25,12 +25,21 @@ from emdl.labels import semantic_mask
 from emdl.metrics import ForegroundDice, ForegroundIoU, PixelAccuracy
 from emdl.metrics.evaluate import score_masks
 from emdl.models.losses import SegmentationLoss
-from emdl.models.unet import UNetConfig, build_unet
+from emdl.models.unet import build_unet
+from emdl.models.yolo import build_detector
 from emdl.predict.segment import segment_image
 from emdl.train.callbacks import BEST_WEIGHTS, run_callbacks
 from emdl.train.config import RunConfig
+from emdl.train.detection import (
+    build_compiled_detector,
+    detection_data,
+    detections,
+    evaluate_detector,
+    export_detector,
+)
 from emdl.train.export import export_segmentation
-from emdl.train.report import plot_curves, plot_overlays
+from emdl.train.optimizer import adamw
+from emdl.train.report import plot_curves, plot_detections, plot_overlays
 from emdl.train.strategy import choose_strategy, is_chief, workers_in_tf_config
 
 
@@ -62,41 +71,15 @@ def _split(config: RunConfig) -> tuple[list[LabeledImage], list[LabeledImage], l
     return records, [], classes
 
 
-def _window_batches(records: list[LabeledImage], window: int, stride: int, batch: int) -> int:
-    """How many batches the sliding-window validation data set yields."""
-    windows = sum(
-        len(window_starts(r.annotation.height, window, stride))
-        * len(window_starts(r.annotation.width, window, stride))
-        for r in records
-    )
-    return -(-windows // batch)
-
-
 def compile_unet(model: keras.Model, config: RunConfig) -> None:
     """AdamW with cosine decay and a weight average, the composed loss, and IoU, Dice and pixel
     accuracy per foreground class."""
-    training = config.training
-    schedule = keras.optimizers.schedules.CosineDecay(
-        training.learning_rate,
-        decay_steps=training.epochs * training.steps_per_epoch,
-        alpha=training.final_learning_rate_fraction,
-    )
-    ema = training.ema_momentum > 0
-    optimizer = keras.optimizers.AdamW(
-        schedule,
-        weight_decay=training.weight_decay,
-        use_ema=ema,
-        ema_momentum=training.ema_momentum if ema else 0.99,
-        # The averaged weights replace the trained ones every epoch, so validation, the best
-        # checkpoint and the rest of training all use them.
-        ema_overwrite_frequency=training.steps_per_epoch if ema else None,
-    )
     classes = config.model.classes
     metrics = [ForegroundIoU(1), ForegroundDice(1)]
     for class_id in range(2, classes + 1):
         metrics += [ForegroundIoU(class_id), ForegroundDice(class_id)]
     model.compile(
-        optimizer=optimizer,
+        optimizer=adamw(config.training),
         loss=SegmentationLoss(config.loss, classes=classes),
         metrics=[*metrics, PixelAccuracy()],
     )
@@ -117,8 +100,11 @@ def predicted_mask(model: keras.Model, image: np.ndarray, config: RunConfig) -> 
 def evaluate_model(
     model: keras.Model, records: list[LabeledImage], classes: list[str], config: RunConfig
 ) -> dict:
-    """Score ``model`` on whole labeled images, predicted in tiles of the training window (see
-    :func:`emdl.metrics.evaluate.score_masks` for the keys)."""
+    """Score ``model`` on whole labeled images, predicted in tiles (see
+    :func:`emdl.metrics.evaluate.score_masks` or, for detectors,
+    :func:`emdl.metrics.detection.score_detections` for the keys)."""
+    if config.kind == "yolo":
+        return evaluate_detector(model, records, classes, config)
 
     return score_masks(
         (
@@ -151,6 +137,11 @@ def train_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.training.seed)
     training, validation, classes = _split(config)
+    if config.kind == "yolo" and config.model.classes not in (0, len(classes)):
+        raise ValueError(
+            f"model: classes is {config.model.classes} but the labels have {len(classes)} "
+            f"({', '.join(classes)})"
+        )
     model_config = dataclasses.replace(config.model, classes=len(classes))
     config = dataclasses.replace(config, model=model_config, classes=tuple(classes))
     chief = is_chief()
@@ -160,23 +151,32 @@ def train_run(
     strategy = choose_strategy()
     data = config.data
     batch = data.batch_size * strategy.num_replicas_in_sync
-    common = {"window": data.window, "line_width": data.line_width, "seed": config.training.seed}
-    train_data = semantic_dataset(
-        training,
-        classes,
-        batch_size=batch,
-        augmentation=Augmentation.from_dict(config.augmentation),
-        empty_crops=data.empty_crops,
-        **common,
-    )
-    validation_data = None
-    if validation:
-        validation_data = semantic_dataset(
-            validation, classes, batch_size=batch, training=False, stride=data.stride, **common
+    if config.kind == "yolo":
+        train_data, validation_data, validation_steps = detection_data(
+            training, validation, classes, config, batch
         )
+    else:
+        common = {
+            "window": data.window,
+            "line_width": data.line_width,
+            "seed": config.training.seed,
+        }
+        train_data = semantic_dataset(
+            training,
+            classes,
+            batch_size=batch,
+            augmentation=Augmentation.from_dict(config.augmentation),
+            empty_crops=data.empty_crops,
+            **common,
+        )
+        validation_data = None
+        if validation:
+            validation_data = semantic_dataset(
+                validation, classes, batch_size=batch, training=False, stride=data.stride, **common
+            )
+        validation_steps = window_batches(validation, data.window, data.stride, batch)
     with strategy.scope():
-        model = build_unet(model_config)
-        compile_unet(model, config)
+        model = _build(config)
     monitor = (
         config.training.monitor if validation else config.training.monitor.removeprefix("val_")
     )
@@ -186,7 +186,7 @@ def train_run(
         steps_per_epoch=config.training.steps_per_epoch,
         validation_data=validation_data,
         # Counted, so that Keras knows where the validation windows end.
-        validation_steps=_window_batches(validation, data.window, data.stride, batch) or None,
+        validation_steps=validation_steps or None,
         shuffle=False,  # the pipeline shuffles
         callbacks=run_callbacks(
             run_dir, monitor=monitor, patience=config.training.early_stopping_patience, chief=chief
@@ -197,7 +197,7 @@ def train_run(
     if workers_in_tf_config() > 1:
         # Under the strategy Keras would predict collectively, each call gathering every worker's
         # batch; each worker evaluates (and the chief exports) a copy of its own instead.
-        model = build_unet(model_config)
+        model = _build(config, compiled=False)
     model.load_weights(weights)
     evaluated = validation or training
     metrics = evaluate_model(model, evaluated, classes, config)
@@ -205,10 +205,27 @@ def train_run(
     if chief:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         plot_curves(run_dir / "history.csv", run_dir / "curves.png")
-        overlays = list(_predictions(model, evaluated[:4], classes, config))
-        plot_overlays(overlays, len(classes), run_dir / "overlays.png")
-        export_segmentation(model, run_dir / "saved_model", config.model.multiple)
+        if config.kind == "yolo":
+            shown = list(detections(model, evaluated[:4], classes, config))
+            plot_detections(shown, run_dir / "overlays.png", threshold=metrics["score_threshold"])
+            export_detector(model, run_dir / "saved_model", config.model)
+        else:
+            overlays = list(_predictions(model, evaluated[:4], classes, config))
+            plot_overlays(overlays, len(classes), run_dir / "overlays.png")
+            export_segmentation(model, run_dir / "saved_model", config.model.multiple)
     return RunResult(run_dir, config, model, metrics)
+
+
+def _build(config: RunConfig, *, compiled: bool = True) -> keras.Model:
+    """The run's model, compiled for training unless ``compiled`` is False."""
+    if config.kind == "yolo":
+        if compiled:
+            return build_compiled_detector(config, config.data.window)
+        return build_detector(config.model, config.data.window)
+    model = build_unet(config.model)
+    if compiled:
+        compile_unet(model, config)
+    return model
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
@@ -218,7 +235,7 @@ def load_run(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
         if not (run_dir / name).is_file():
             raise InputError(run_dir, f"not a finished run directory: no {name}")
     config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    model = build_unet(UNetConfig.from_dict(dataclasses.asdict(config.model)))
+    model = _build(config, compiled=False)
     model.load_weights(run_dir / BEST_WEIGHTS)
     return config, model
 

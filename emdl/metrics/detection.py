@@ -1,0 +1,224 @@
+"""Detection scores: COCO average precision, and precision/recall/F1 and count errors at the
+score threshold that maximizes F1.
+
+Boxes are "xyxy" in pixels throughout. AP comes from pycocotools so the numbers are comparable
+with published COCO-style results; the thresholded scores use the same greedy matching as COCO
+(detections in descending score, each to the unmatched truth of highest IoU >= the threshold).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` with every box of ``b``.
+
+    Parameters
+    ----------
+    a, b : array_like, ``(N, 4)`` and ``(M, 4)``
+        Boxes "xyxy" in pixels; no +1 on widths, as modern pycocotools.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(N, M)``; 0 where the union is empty (two degenerate boxes).
+    """
+    a, b = _boxes(a, "a"), _boxes(b, "b")
+    low = np.maximum(a[:, None, :2], b[None, :, :2])
+    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(high - low, 0, None), axis=-1)
+    union = _area(a)[:, None] + _area(b)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def match_detections(
+    pred_boxes: np.ndarray,
+    pred_scores: np.ndarray,
+    true_boxes: np.ndarray,
+    iou_threshold: float = 0.5,
+) -> np.ndarray:
+    """Greedy true-positive flags of one image and one class.
+
+    Detections are taken in descending score (stable, so equal scores keep input order) and each
+    matches the still unmatched truth of highest IoU, if that IoU >= ``iou_threshold``.
+
+    Parameters
+    ----------
+    pred_boxes : array_like, float ``(N, 4)``, "xyxy"
+    pred_scores : array_like, float ``(N,)``; need not be sorted.
+    true_boxes : array_like, float ``(M, 4)``, "xyxy"
+    iou_threshold : float
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``(N,)`` in the input order of the detections.
+    """
+    pred_boxes, true_boxes = _boxes(pred_boxes, "pred_boxes"), _boxes(true_boxes, "true_boxes")
+    pred_scores = np.asarray(pred_scores, np.float64).reshape(-1)
+    if len(pred_scores) != len(pred_boxes):
+        raise ValueError(f"{len(pred_scores)} scores for {len(pred_boxes)} boxes")
+    iou = box_iou(pred_boxes, true_boxes)
+    free = np.ones(len(true_boxes), bool)
+    hits = np.zeros(len(pred_boxes), bool)
+    for row in np.argsort(-pred_scores, kind="stable"):
+        candidates = np.where(free & (iou[row] >= iou_threshold), iou[row], -1.0)
+        if candidates.size and candidates.max() >= 0:
+            best = int(candidates.argmax())
+            free[best], hits[row] = False, True
+    return hits
+
+
+def score_detections(images: Iterable[tuple[str, dict, dict]], classes: Sequence[str]) -> dict:
+    """Score ``(name, predicted, truth)`` detections of ``classes``, pooled over all images.
+
+    ``predicted``: ``"boxes"`` float ``(N, 4)`` "xyxy" pixels, ``"classes"`` int ``(N,)`` 0-based
+    indices into ``classes``, ``"scores"`` float ``(N,)``; ``truth``: ``"boxes"`` ``(M, 4)`` and
+    ``"classes"`` ``(M,)``.
+
+    Returns
+    -------
+    dict
+        Plain Python numbers, JSON-ready:
+
+        - ``ap50``, ``ap50_95``: pycocotools AP (101-point) at IoU 0.5 and averaged over IoU
+          0.50:0.05:0.95, all areas, no cap on detections per image, mean over the classes that
+          have truth; 0.0 when no class has any.
+        - ``precision50``, ``recall50``, ``f1_50``, ``score_threshold``: detections with score >=
+          the threshold, matched at IoU >= 0.5 within image and class, pooled. The threshold is the
+          distinct detection score with the highest F1, the lowest such score on ties (keeping more
+          detections costs nothing there). Without detections all four are 0.0; a ratio with a
+          zero denominator is 0.0.
+        - ``count_error``, ``count_bias``: mean over images of |detected - true| and of
+          detected - true, counting detections at the threshold; 0.0 without images.
+        - ``images``: per image ``{"name", "true", "detected", "tp"}`` at the threshold.
+        - ``detections``, ``objects``: totals (detections of any score).
+
+    Raises
+    ------
+    ValueError
+        When boxes are not ``(N, 4)``, lengths differ or a class index is out of range.
+    """
+    records = []  # (name, boxes, classes, scores, true boxes, true classes, tp flags)
+    for name, predicted, truth in images:
+        boxes, labels = _boxes(predicted["boxes"], name), _classes(predicted, classes, name)
+        scores = np.asarray(predicted["scores"], np.float64).reshape(-1)
+        true_boxes, true_labels = _boxes(truth["boxes"], name), _classes(truth, classes, name)
+        if not len(scores) == len(labels) == len(boxes) or len(true_labels) != len(true_boxes):
+            raise ValueError(f"{name}: boxes, classes and scores differ in length")
+        tp = np.zeros(len(boxes), bool)
+        for k in range(len(classes)):
+            mine, theirs = labels == k, true_labels == k
+            tp[mine] = match_detections(boxes[mine], scores[mine], true_boxes[theirs])
+        records.append((name, boxes, labels, scores, true_boxes, true_labels, tp))
+    ap50, ap50_95 = _coco_ap(records, len(classes))
+    scores = np.concatenate([r[3] for r in records]) if records else np.zeros(0)
+    tp = np.concatenate([r[6] for r in records]) if records else np.zeros(0, bool)
+    objects = sum(len(r[4]) for r in records)
+    precision = recall = f1 = threshold = 0.0
+    # Matching in descending score means a detection's flag depends only on higher scores, so
+    # the flags of one matching hold at every threshold and the sweep needs no re-matching.
+    if len(scores):
+        order = np.argsort(-scores, kind="stable")
+        sorted_scores, hits = scores[order], np.cumsum(tp[order])
+        # Only the last detection of a run of equal scores is a threshold one can set.
+        ends = np.flatnonzero(np.append(sorted_scores[1:] != sorted_scores[:-1], True))
+        f1s = 2 * hits[ends] / (ends + 1 + objects)
+        best = ends[len(ends) - 1 - int(np.argmax(f1s[::-1]))]  # last maximum: lowest score
+        threshold, f1 = float(sorted_scores[best]), float(2 * hits[best] / (best + 1 + objects))
+        precision = float(hits[best] / (best + 1))
+        recall = float(hits[best] / objects) if objects else 0.0
+    per_image = []
+    for name, _, _, image_scores, true_boxes, _, image_tp in records:
+        kept = image_scores >= threshold
+        counts = {"true": len(true_boxes), "detected": int(kept.sum())}
+        per_image.append({"name": name, **counts, "tp": int(image_tp[kept].sum())})
+    errors = np.array([p["detected"] - p["true"] for p in per_image], np.float64)
+    return {
+        "ap50": ap50,
+        "ap50_95": ap50_95,
+        "precision50": precision,
+        "recall50": recall,
+        "f1_50": f1,
+        "score_threshold": threshold,
+        "count_error": float(np.abs(errors).mean()) if len(errors) else 0.0,
+        "count_bias": float(errors.mean()) if len(errors) else 0.0,
+        "images": per_image,
+        "detections": len(scores),
+        "objects": objects,
+    }
+
+
+def _coco_ap(records: list, num_classes: int) -> tuple[float, float]:
+    """AP at IoU 0.5 and mean AP over 0.50:0.95 from pycocotools, built in memory."""
+    info = {
+        "images": [{"id": i + 1} for i in range(len(records))],
+        "categories": [{"id": k + 1, "name": str(k)} for k in range(num_classes)],
+    }
+    truth, found = [], []
+    for i, (_, boxes, labels, scores, true_boxes, true_labels, _) in enumerate(records):
+        for box, label in zip(true_boxes, true_labels, strict=True):
+            truth.append(_annotation(i, box, label))
+        for box, label, score in zip(boxes, labels, scores, strict=True):
+            found.append({**_annotation(i, box, label), "score": float(score)})
+    # Annotation ids start at 1: COCOeval stores matched truth ids and reads id 0 as unmatched.
+    for number, annotation in enumerate(truth + found):
+        annotation["id"] = number + 1
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools reports progress on stdout
+        coco_truth, coco_found = COCO(), COCO()
+        coco_truth.dataset = {**info, "annotations": truth}
+        coco_found.dataset = {**info, "annotations": found}
+        coco_truth.createIndex()
+        coco_found.createIndex()
+        evaluation = COCOeval(coco_truth, coco_found, "bbox")
+        evaluation.params.areaRng, evaluation.params.areaRngLbl = [[0, 1e10]], ["all"]
+        # The default cap of 100 detections per image would cut dense loop images.
+        most = max((len(r[3]) for r in records), default=0)
+        evaluation.params.maxDets = [max(most, 100)]
+        evaluation.evaluate()
+        evaluation.accumulate()
+    precision = evaluation.eval["precision"][:, :, :, 0, -1]  # (IoU thresholds, recalls, classes)
+    present = (precision > -1).all(axis=(0, 1))  # COCO leaves -1 for classes without truth
+    if not present.any():
+        return 0.0, 0.0
+    per_threshold = precision[:, :, present].mean(axis=(1, 2))
+    return float(per_threshold[0]), float(per_threshold.mean())
+
+
+def _annotation(image: int, box: np.ndarray, label: int) -> dict:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return {
+        "image_id": image + 1,
+        "category_id": int(label) + 1,
+        "bbox": [x0, y0, x1 - x0, y1 - y0],
+        "area": (x1 - x0) * (y1 - y0),
+        "iscrowd": 0,
+    }
+
+
+def _boxes(boxes, name: str) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float64)
+    if boxes.size == 0:
+        return boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"{name}: boxes must be (N, 4) xyxy, got shape {boxes.shape}")
+    return boxes
+
+
+def _classes(labels: dict, classes: Sequence[str], name: str) -> np.ndarray:
+    values = np.asarray(labels["classes"]).reshape(-1)
+    indices = values.astype(np.int64)
+    if (indices != values).any() or (indices < 0).any() or (indices >= len(classes)).any():
+        raise ValueError(f"{name}: classes must be integer indices into {list(classes)}")
+    return indices
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
