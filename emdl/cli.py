@@ -57,9 +57,20 @@ def _train(args: argparse.Namespace) -> None:
     out = args.out or str(Path("runs") / Path(args.config).stem)
     result = train_run(config, out, verbose=1)
     metrics = result.metrics
-    print(
-        f"{out}: iou {metrics['iou']:.3f}, dice {metrics['dice']:.3f} "
-        f"on the {metrics['evaluated_on']} images"
+    print(f"{out}: {_scores(metrics)} on the {metrics['evaluated_on']} images")
+
+
+def _scores(metrics: dict) -> str:
+    """The headline figures of a segmentation or a detection run."""
+    if "ap50" in metrics:
+        return (
+            f"ap50 {metrics['ap50']:.3f}, ap50_95 {metrics['ap50_95']:.3f}, "
+            f"precision50 {metrics['precision50']:.3f}, recall50 {metrics['recall50']:.3f}, "
+            f"f1_50 {metrics['f1_50']:.3f} at score >= {metrics['score_threshold']:.3f}"
+        )
+    return (
+        f"iou {metrics['iou']:.3f}, dice {metrics['dice']:.3f}, "
+        f"pixel accuracy {metrics['pixel_accuracy']:.3f}"
     )
 
 
@@ -75,10 +86,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(metrics, file, indent=2)
             file.write("\n")
-    print(
-        f"iou {metrics['iou']:.3f}, dice {metrics['dice']:.3f}, "
-        f"pixel accuracy {metrics['pixel_accuracy']:.3f} on {metrics['evaluated_images']} images"
-    )
+    print(f"{_scores(metrics)} on {metrics['evaluated_images']} images")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -168,15 +168,17 @@ def export_detector(model: Detector, path: str | os.PathLike, config: DetectorCo
         distances = decode_regression_to_boxes(raw["boxes"])
         boxes = dist2bbox(distances, points) * strides[:, None]
         found = model.prediction_decoder(boxes, raw["classes"])
-        # Back to input pixels: x by the width ratio, y by the height ratio.
+        # Back to input pixels (x by the width ratio, y by the height ratio), inside the image.
         ratio = tf.cast(tf.stack([width, height]), tf.float32) / tf.cast(new_size[::-1], tf.float32)
-        valid = found["boxes"] >= 0
-        scaled = found["boxes"] * tf.tile(ratio, [2])
+        limit = tf.tile(tf.cast(tf.stack([width, height]), tf.float32), [2])
+        scaled = tf.clip_by_value(found["boxes"] * tf.tile(ratio, [2]), 0.0, limit)
+        count = tf.cast(found["num_detections"], tf.int32)
+        real = tf.sequence_mask(count, tf.shape(scaled)[1])[..., None]
         return {
-            "boxes": tf.where(valid, scaled, found["boxes"]),
+            "boxes": tf.where(real, scaled, -1.0),
             "classes": found["classes"],
             "confidence": found["confidence"],
-            "num_detections": tf.cast(found["num_detections"], tf.int32),
+            "num_detections": count,
         }
 
     archive = keras.export.ExportArchive()
