@@ -89,6 +89,29 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(f"{_scores(metrics)} on {metrics['evaluated_images']} images")
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from emdl.predict.folder import predict_images
+
+    report = predict_images(
+        args.run_dir,
+        args.images,
+        args.out,
+        pixel_size_nm=args.pixel_size,
+        threshold=args.threshold,
+        min_area=args.min_area,
+        labels=args.labels or (),
+        progress=sys.stderr if sys.stderr.isatty() else None,
+    )
+    print(report.summary())
+    if report.comparison is not None:
+        print(report.comparison_line())
+    for failure in report.failures:
+        print(f"emdl: error: {failure}", file=sys.stderr)
+    if report.failures:
+        total = report.images + len(report.failures)
+        raise EmdlError(f"{len(report.failures)} of {total} images could not be predicted")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emdl", description="Deep learning for electron micrographs of radiation damage."
@@ -153,6 +176,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-missing", action="store_true", help="leave out labeled images not in --images"
     )
     evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        help="defect statistics of micrographs from a trained run",
+        description="Find defects in micrographs with a trained run and measure them: "
+        "defects.csv, summary.csv, overlays, a size histogram and CVAT annotations.xml in --out.",
+    )
+    predict.add_argument("run_dir", help="a run directory written by emdl train")
+    predict.add_argument("images", nargs="+", help="image files and/or folders of images")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument(
+        "--pixel-size", type=float, help="nm per pixel (default: from each file, if it says)"
+    )
+    predict.add_argument(
+        "--threshold",
+        type=float,
+        help="U-Net foreground probability (default 0.5) or detector score (default: the run's)",
+    )
+    predict.add_argument(
+        "--min-area", type=float, default=10.0, help="smallest defect in pixels (default 10)"
+    )
+    predict.add_argument("--labels", nargs="+", help="CVAT XML or COCO JSON truth to compare with")
+    predict.set_defaults(run=_predict)
     return parser
 
 

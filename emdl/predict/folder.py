@@ -1,0 +1,355 @@
+"""The job behind ``emdl predict``: defect statistics of many micrographs from a trained run.
+
+Images are predicted one at a time (whole images in tiles, :mod:`emdl.predict.tiled`), so memory
+is bounded by one image and its tiles, and each image's rows are written as soon as it is done.
+``out_dir`` gets:
+
+- ``defects.csv``: one row per defect (:data:`emdl.analysis.statistics.DEFECT_COLUMNS`);
+- ``summary.csv``: one row per image (:data:`emdl.analysis.statistics.SUMMARY_COLUMNS`);
+- ``overlays/<image stem>.png``: the micrograph with defect outlines and ids;
+- ``diameters.png``: the histogram of equivalent diameters over the set (nm when every image's
+  pixel size is known, else pixels), with the truth's over it when labels are given;
+- ``annotations.xml``: the predictions as CVAT for images 1.1 (polygons for masks, boxes for
+  detections), to upload to CVAT as pre-annotations;
+- with labels, ``comparison.csv``: per labeled image and pooled (``image`` "all"), counts and
+  diameters against the truth (:func:`emdl.analysis.statistics.compare_image`).
+
+An image that cannot be read is named in the report and the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import keras
+import numpy as np
+
+from emdl.analysis.figures import write_histogram, write_overlay
+from emdl.analysis.statistics import (
+    COMPARISON_COLUMNS,
+    DEFECT_COLUMNS,
+    SUMMARY_COLUMNS,
+    Defect,
+    compare_image,
+    compare_sets,
+    instance_defects,
+    summarize,
+)
+from emdl.analysis.truth import truth_defects
+from emdl.annotations import ImageAnnotation
+from emdl.errors import InputError
+from emdl.export.cvat_predictions import instance_shapes, write_predictions
+from emdl.io.image import SUPPORTED_SUFFIXES, read_micrograph
+from emdl.io.labels import read_labels
+from emdl.predict.instances import Instances, instances_from_boxes, instances_from_probabilities
+from emdl.predict.segment import segment_image
+from emdl.train.config import RunConfig
+
+UNET_THRESHOLD = 0.5  # foreground probability
+DETECTOR_THRESHOLD = 0.25  # score, when the run's metrics.json names no F1-best one
+
+
+@dataclass
+class PredictionReport:
+    """What :func:`predict_images` did: images predicted, defects found (``touching_edge`` of
+    them cut by the image edge), images that failed (``"path: problem"``), and with labels the
+    pooled comparison (:func:`emdl.analysis.statistics.compare_sets`) over ``compared``
+    labeled images."""
+
+    out_dir: Path
+    images: int = 0
+    defects: int = 0
+    touching_edge: int = 0
+    mean_diameter: float | None = None
+    mean_diameter_nm: float | None = None
+    failures: list[str] = field(default_factory=list)
+    comparison: dict | None = None
+    compared: int = 0
+
+    def summary(self) -> str:
+        """One line: images, defects, mean equivalent diameter, where the results are."""
+        size = ""
+        if self.mean_diameter is not None:
+            size = f", mean diameter {self.mean_diameter:.1f} px"
+            if self.mean_diameter_nm is not None:
+                size += f" ({self.mean_diameter_nm:.2f} nm)"
+        images = f"{self.images} image{'' if self.images == 1 else 's'}"
+        return (
+            f"{images}, {self.defects} defects ({self.touching_edge} touching the edge){size} "
+            f"-> {self.out_dir}"
+        )
+
+    def comparison_line(self) -> str:
+        """One line on the pooled comparison with the truth ("" without labels)."""
+        if self.comparison is None:
+            return ""
+        c = self.comparison
+        line = (
+            f"against the truth on {self.compared} images: count error {c['count_error']:+d} "
+            f"(predicted {c['count_predicted']}, true {c['count_truth']})"
+        )
+        if c["mean_diameter_error"] != "":
+            line += f", mean diameter error {c['mean_diameter_error']:+.2f} px"
+        if c["ks_statistic"] != "":
+            line += f", KS statistic {c['ks_statistic']:.3f} (p = {c['ks_pvalue']:.3g})"
+        return line
+
+
+def image_paths(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """The image files named by ``inputs``: files as given, and the files of each folder whose
+    suffix emdl reads (sub-folders not searched), sorted by name.
+
+    Raises InputError for a path that does not exist and for a folder without images. A named
+    file with another suffix is kept, to be reported as unsupported when it is read.
+    """
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(
+                p for p in item.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+            )
+            if not found:
+                raise InputError(
+                    item, f"no images ({', '.join(SUPPORTED_SUFFIXES)}) in this folder"
+                )
+            paths += found
+        elif item.exists():
+            paths.append(item)
+        else:
+            raise InputError(item, "no such file or folder")
+    if not paths:
+        raise ValueError("no images given")
+    return paths
+
+
+def load_predictor(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
+    """:func:`emdl.train.run.load_run`, with any failure an InputError naming the run directory."""
+    from emdl.train.run import load_run  # imported here: it loads TensorFlow and keras-cv
+
+    try:
+        return load_run(run_dir)
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(run_dir, f"not a usable run directory ({reason})") from None
+
+
+def default_threshold(run_dir: str | os.PathLike, config: RunConfig) -> float:
+    """A U-Net's probability threshold (0.5), or a detector's score threshold: the F1-best one
+    its run recorded in ``metrics.json``, else ``DETECTOR_THRESHOLD``."""
+    if config.kind != "yolo":
+        return UNET_THRESHOLD
+    try:
+        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+        return float(metrics["score_threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DETECTOR_THRESHOLD
+
+
+def predict_instances(
+    model: keras.Model,
+    image: np.ndarray,
+    config: RunConfig,
+    *,
+    threshold: float,
+    min_area: float = 0.0,
+) -> Instances:
+    """Defect instances of one image float32 ``(H, W)`` in [0, 1]: a U-Net's probabilities in
+    tiles of the training window (overlapping by a quarter) made into objects, or a detector's
+    boxes scoring at least ``threshold``; objects under ``min_area`` square pixels dropped."""
+    if config.kind == "yolo":
+        from emdl.train.detection import detect
+
+        found = detect(model, image, config.model)
+        return instances_from_boxes(
+            found["boxes"],
+            found["classes"],
+            found["scores"],
+            *image.shape,
+            score_threshold=threshold,
+            min_area=min_area,
+        )
+    window = config.data.window
+    probabilities, _ = segment_image(
+        model, image, tile=window, overlap=window // 4, multiple=config.model.multiple
+    )
+    return instances_from_probabilities(probabilities, threshold=threshold, min_area=min_area)
+
+
+def _truth_index(labels: Sequence[str | os.PathLike]) -> dict[str, tuple[str, ImageAnnotation]]:
+    """Labeled images by name and by file name: ``(label file, annotation)``."""
+    index: dict[str, tuple[str, ImageAnnotation]] = {}
+    for path in labels:
+        for image in read_labels(path).images:
+            index.setdefault(image.name, (str(path), image))
+            index.setdefault(Path(image.name).name, (str(path), image))
+    return index
+
+
+def _check_pixel_size(pixel_size_nm: float | None) -> None:
+    if pixel_size_nm is not None and not (math.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise ValueError(f"the pixel size must be a positive number of nm, got {pixel_size_nm}")
+
+
+class _Progress:
+    """``[#####-----] 3/10 name`` on one line of a terminal, redrawn per image."""
+
+    def __init__(self, stream: TextIO | None, total: int) -> None:
+        self.stream, self.total = stream, total
+
+    def show(self, done: int, name: str) -> None:
+        if self.stream is None:
+            return
+        filled = round(20 * done / self.total)
+        bar = "#" * filled + "-" * (20 - filled)
+        self.stream.write(f"\r[{bar}] {done}/{self.total} {name[:40]:40s}")
+        if done == self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _unique_name(path: Path, seen: set[str]) -> str:
+    # CVAT matches shapes to images by name; a second image of the same name keeps its path.
+    name = path.name if path.name not in seen else str(path)
+    seen.add(name)
+    return name
+
+
+def predict_images(
+    run_dir: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    pixel_size_nm: float | None = None,
+    threshold: float | None = None,
+    min_area: float = 0.0,
+    labels: Sequence[str | os.PathLike] = (),
+    progress: TextIO | None = None,
+) -> PredictionReport:
+    """Predict the defects of every image in ``inputs`` (files and folders, see
+    :func:`image_paths`) with the run in ``run_dir`` and write the module's files to
+    ``out_dir``.
+
+    ``pixel_size_nm`` (nm per pixel), when given, replaces the pixel size the files record.
+    ``threshold``: a U-Net's foreground probability or a detector's score (default
+    :func:`default_threshold`). ``min_area``: smallest defect kept, square pixels. ``labels``:
+    CVAT XML or COCO JSON files whose images (matched by name or file name) are compared with
+    the predictions. ``progress``: a stream for a progress bar (None: quiet).
+
+    Raises InputError / ValueError, before predicting anything, for a bad run directory, pixel
+    size, threshold or input path, or an empty folder; images that fail are listed in the
+    report's ``failures`` instead.
+    """
+    _check_pixel_size(pixel_size_nm)
+    if min_area < 0:
+        raise ValueError(f"the minimum area must be >= 0 square pixels, got {min_area}")
+    if threshold is not None and not 0 <= threshold < 1:
+        raise ValueError(f"the threshold must be in [0, 1), got {threshold}")
+    paths = image_paths(inputs)
+    truth_index = _truth_index(labels)
+    config, model = load_predictor(run_dir)
+    if threshold is None:
+        threshold = default_threshold(run_dir, config)
+    classes = list(config.classes) or ["defect"]
+    out_dir = Path(out_dir)
+    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+
+    report = PredictionReport(out_dir)
+    predicted_images: list[ImageAnnotation] = []
+    diameters: list[float] = []  # equivalent diameters in pixels of defects not cut by the edge
+    truth_diameters: list[float] = []
+    scales: list[float | None] = []  # pixel size of each diameter's image, nm
+    truth_scales: list[float | None] = []
+    all_predicted: list[Defect] = []
+    all_truth: list[Defect] = []
+    names: set[str] = set()
+    bar = _Progress(progress, len(paths))
+    with (
+        open(out_dir / "defects.csv", "w", newline="") as defects_file,
+        open(out_dir / "summary.csv", "w", newline="") as summary_file,
+    ):
+        defects_csv = csv.DictWriter(defects_file, DEFECT_COLUMNS)
+        summary_csv = csv.DictWriter(summary_file, SUMMARY_COLUMNS)
+        defects_csv.writeheader()
+        summary_csv.writeheader()
+        comparison_rows = []
+        for done, path in enumerate(paths, start=1):
+            bar.show(done - 1, path.name)
+            try:
+                micrograph = read_micrograph(path)
+                height, width = micrograph.image.shape
+                name = _unique_name(path, names)
+                truth = truth_index.get(name) or truth_index.get(path.name)
+                if truth is not None and (truth[1].width, truth[1].height) != (width, height):
+                    raise InputError(
+                        truth[0],
+                        f"image '{truth[1].name}' is {truth[1].width} x {truth[1].height} in the "
+                        f"labels but {width} x {height} in {path}",
+                    )
+            except (InputError, OSError) as exc:
+                report.failures.append(
+                    str(exc) if isinstance(exc, InputError) else f"{path}: {exc}"
+                )
+                continue
+            size_nm = pixel_size_nm if pixel_size_nm is not None else micrograph.pixel_size_nm
+            instances = predict_instances(
+                model, micrograph.image, config, threshold=threshold, min_area=min_area
+            )
+            defects = instance_defects(instances, classes)
+            defects_csv.writerows(defect.row(name, size_nm) for defect in defects)
+            summary_csv.writerow(summarize(name, defects, width, height, size_nm))
+            predicted_images.append(
+                ImageAnnotation(name, width, height, instance_shapes(instances, classes))
+            )
+            write_overlay(
+                out_dir / "overlays" / f"{Path(name).stem}.png",
+                micrograph.image,
+                instances,
+                defects,
+            )
+            whole = [d.equivalent_diameter for d in defects if not d.touches_edge]
+            diameters += whole
+            scales += [size_nm] * len(whole)
+            if truth is not None:
+                found = truth_defects(truth[1], as_boxes=instances.labels is None)
+                comparison_rows.append(compare_image(name, defects, found))
+                all_predicted += defects
+                all_truth += found
+                true_whole = [d.equivalent_diameter for d in found if not d.touches_edge]
+                truth_diameters += true_whole
+                truth_scales += [size_nm] * len(true_whole)
+            report.images += 1
+            report.defects += len(defects)
+            report.touching_edge += int(instances.touches_edge.sum())
+        bar.show(len(paths), "")
+
+    write_predictions(predicted_images, classes, out_dir / "annotations.xml")
+    in_nm = None not in scales + truth_scales
+    if diameters:
+        report.mean_diameter = float(np.mean(diameters))
+        if in_nm:
+            report.mean_diameter_nm = float(np.mean(np.multiply(diameters, scales)))
+    if comparison_rows:
+        report.compared = len(comparison_rows)
+        report.comparison = compare_sets(all_predicted, all_truth)
+        with open(out_dir / "comparison.csv", "w", newline="") as file:
+            writer = csv.DictWriter(file, COMPARISON_COLUMNS)
+            writer.writeheader()
+            writer.writerows(comparison_rows)
+            writer.writerow({key: report.comparison[key] for key in COMPARISON_COLUMNS})
+    truth = np.multiply(truth_diameters, truth_scales) if in_nm else truth_diameters
+    write_histogram(
+        out_dir / "diameters.png",
+        np.multiply(diameters, scales) if in_nm else diameters,
+        unit="nm" if in_nm else "pixels",
+        truth=list(truth) if comparison_rows else None,
+    )
+    return report

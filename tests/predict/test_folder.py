@@ -1,0 +1,210 @@
+"""``emdl predict`` end to end on a tiny trained U-Net run and a stand-in detector: the files it
+writes agree with each other and with the library, pixel sizes, truth comparison, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from skimage import io as skio
+
+from emdl.analysis.statistics import box_defect, instance_defects
+from emdl.cli import main
+from emdl.io.cvat import read_cvat
+from emdl.io.image import read_image
+from emdl.predict import folder as folder_module
+from emdl.predict.folder import predict_images, predict_instances
+from emdl.train.config import DataConfig, RunConfig
+from emdl.train.run import load_run, train_run
+from tests.conftest import BOXES, box_image, box_xml, cvat_text
+from tests.train.test_run import tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(run directory, images folder, labels file) of a tiny U-Net trained on two 64 x 64
+    images of four boxes each."""
+    root = tmp_path_factory.mktemp("predict")
+    images = root / "images"
+    images.mkdir()
+    body = []
+    for name in ("a.png", "b.png"):
+        skio.imsave(images / name, box_image(64), check_contrast=False)
+        body.append(box_xml(name, 64))
+    (images / "notes.txt").write_text("not an image: ignored in a folder")
+    labels = root / "labels.xml"
+    labels.write_text(cvat_text("\n".join(body), labels=("bubble",)))
+    run_dir = root / "run"
+    train_run(tiny_config(labels, images, epochs=2), run_dir, verbose=0)
+    return run_dir, images, labels
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    status = main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_predict_a_folder_with_truth(capsys, trained, tmp_path):
+    run_dir, images, labels = trained
+    out = tmp_path / "out"
+    status, stdout, err = run(
+        capsys, "predict", run_dir, images, "--out", out, "--labels", labels, "--min-area", 0
+    )
+    assert (status, err) == (0, "")
+    first, second = stdout.splitlines()
+    found = re.fullmatch(rf"2 images, (\d+) defects \((\d+) touching the edge\).* -> {out}", first)
+    assert found, first
+    count, edge = int(found[1]), int(found[2])
+    assert count > 0
+    assert second.startswith(
+        f"against the truth on 2 images: count error {count - 2 * len(BOXES):+d} "
+        f"(predicted {count}, true {2 * len(BOXES)})"
+    )
+
+    defects, summary = rows(out / "defects.csv"), rows(out / "summary.csv")
+    assert len(defects) == count
+    assert sum(row["touches_edge"] == "True" for row in defects) == edge
+    assert [row["image"] for row in summary] == ["a.png", "b.png"]
+    assert sum(int(row["count"]) for row in summary) == count
+    assert all(row["pixel_size_nm"] == "" for row in summary)
+    assert all(row["area_nm2"] == "" for row in defects)
+
+    # The CSV holds what the library finds in the image, and CVAT gets one shape per defect.
+    config, model = load_run(run_dir)
+    image = read_image(images / "a.png")
+    instances = predict_instances(model, image, config, threshold=0.5)
+    expected = [d.row("a.png", None) for d in instance_defects(instances, ["bubble"])]
+    assert [row for row in defects if row["image"] == "a.png"] == [
+        {key: str(value) for key, value in row.items()} for row in expected
+    ]
+    cvat = read_cvat(out / "annotations.xml")
+    assert [(i.name, i.width, i.height) for i in cvat.images] == [
+        ("a.png", 64, 64),
+        ("b.png", 64, 64),
+    ]
+    assert sum(len(i.shapes) for i in cvat.images) == count
+    assert cvat.label_names == ["bubble"]
+
+    comparison = rows(out / "comparison.csv")
+    assert [row["image"] for row in comparison] == ["a.png", "b.png", "all"]
+    assert [int(row["count_truth"]) for row in comparison] == [4, 4, 8]
+    assert int(comparison[2]["count_predicted"]) == count
+    for name in ("overlays/a.png", "overlays/b.png", "diameters.png"):
+        assert (out / name).is_file(), name
+    assert skio.imread(out / "overlays/a.png").shape[:2] == (64, 64)
+
+
+def test_a_bad_image_is_named_and_the_rest_predicted(capsys, trained, tmp_path):
+    run_dir, images, _ = trained
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    notes = images / "notes.txt"
+    out = tmp_path / "out"
+    status, stdout, err = run(
+        capsys, "predict", run_dir, images, tmp_path / "broken.png", notes, "--out", out
+    )
+    assert status == 1
+    assert stdout.startswith("2 images, ")
+    lines = err.splitlines()
+    assert lines[0].startswith(f"emdl: error: {tmp_path / 'broken.png'}: not a readable PNG file")
+    assert lines[1].startswith(f"emdl: error: {notes}: unsupported image format '.txt'")
+    assert lines[2] == "emdl: error: 2 of 4 images could not be predicted"
+    assert len(lines) == 3
+    assert [row["image"] for row in rows(out / "summary.csv")] == ["a.png", "b.png"]
+
+
+def test_pixel_size_from_the_file_or_the_command_line(trained, tmp_path):
+    run_dir, _, _ = trained
+    path = tmp_path / "calibrated.tif"
+    # ImageJ stores pixels per unit: 2 pixels per nm is 0.5 nm per pixel.
+    tifffile.imwrite(
+        path, box_image(64), imagej=True, resolution=(2.0, 2.0), metadata={"unit": "nm"}
+    )
+    progress = io.StringIO()
+    report = predict_images(run_dir, [path], tmp_path / "file", min_area=0, progress=progress)
+    assert progress.getvalue().endswith(f"\r[{'#' * 20}] 1/1 {'':40s}\n")
+    (summary,) = rows(tmp_path / "file/summary.csv")
+    assert float(summary["pixel_size_nm"]) == 0.5
+    assert float(summary["density_per_um2"]) == pytest.approx(
+        int(summary["count"]) / (64 * 64 * 0.5**2 / 1e6)
+    )
+    for row in rows(tmp_path / "file/defects.csv"):
+        assert float(row["area_nm2"]) == pytest.approx(float(row["area"]) * 0.25)
+        assert float(row["major_axis_nm"]) == pytest.approx(float(row["major_axis"]) * 0.5)
+    if report.mean_diameter is not None:
+        assert report.mean_diameter_nm == pytest.approx(report.mean_diameter * 0.5)
+    predict_images(run_dir, [path], tmp_path / "given", pixel_size_nm=2.0, min_area=0)
+    (summary,) = rows(tmp_path / "given/summary.csv")
+    assert float(summary["pixel_size_nm"]) == 2.0
+
+
+def test_a_detector_run_gives_its_boxes(monkeypatch, tmp_path):
+    config = RunConfig(data=DataConfig(labels=("x.xml",), images="."), kind="yolo")
+    config = RunConfig(**{**config.__dict__, "classes": ("loop",)})
+    monkeypatch.setattr(folder_module, "load_predictor", lambda run_dir: (config, None))
+    found = {
+        "boxes": np.float32([[0, 10, 20, 30], [30, 30, 50, 40], [5, 5, 9, 9]]),
+        "classes": np.int32([0, 0, 0]),
+        "scores": np.float32([0.9, 0.7, 0.3]),
+    }
+    monkeypatch.setattr("emdl.train.detection.detect", lambda model, image, cfg: found)
+    skio.imsave(tmp_path / "c.png", box_image(64), check_contrast=False)
+    report = predict_images("run", [tmp_path / "c.png"], tmp_path / "out", threshold=0.5)
+    assert (report.images, report.defects, report.touching_edge) == (1, 2, 1)
+    defects = rows(tmp_path / "out/defects.csv")
+    expected = [
+        box_defect((0, 10, 20, 30), "loop", id=1, score=np.float32(0.9), touches_edge=True),
+        box_defect((30, 30, 50, 40), "loop", id=2, score=np.float32(0.7)),
+    ]
+    assert defects == [
+        {key: str(value) for key, value in d.row("c.png", None).items()} for d in expected
+    ]
+    (image,) = read_cvat(tmp_path / "out/annotations.xml").images
+    assert [(s.type, s.xtl, s.ytl, s.xbr, s.ybr) for s in image.shapes] == [
+        ("box", 0, 10, 20, 30),
+        ("box", 30, 30, 50, 40),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--pixel-size", "0"], "the pixel size must be a positive number of nm, got 0.0"),
+        (["--pixel-size", "-1.5"], "the pixel size must be a positive number of nm, got -1.5"),
+        (["--threshold", "1.5"], "the threshold must be in [0, 1), got 1.5"),
+        (["--min-area", "-1"], "the minimum area must be >= 0 square pixels, got -1.0"),
+    ],
+)
+def test_bad_settings_are_one_line(capsys, tmp_path, extra, problem):
+    status, out, err = run(capsys, "predict", tmp_path, tmp_path, "--out", tmp_path, *extra)
+    assert (status, out, err) == (1, "", f"emdl: error: {problem}\n")
+
+
+def test_bad_paths_are_one_line(capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.md").write_text("no images here")
+    status, _, err = run(capsys, "predict", tmp_path, empty, "--out", tmp_path / "out")
+    assert status == 1
+    assert (
+        err == f"emdl: error: {empty}: no images (.png, .jpg, .jpeg, .tif, .tiff, .dm3, "
+        ".dm4, .mrc, .emd) in this folder\n"
+    )
+    status, _, err = run(capsys, "predict", tmp_path, tmp_path / "nope", "--out", tmp_path / "o")
+    assert (status, err) == (1, f"emdl: error: {tmp_path / 'nope'}: no such file or folder\n")
+    skio.imsave(tmp_path / "a.png", box_image(64), check_contrast=False)
+    status, _, err = run(capsys, "predict", empty, tmp_path / "a.png", "--out", tmp_path / "o")
+    assert (status, err) == (
+        1,
+        f"emdl: error: {empty}: not a finished run directory: no config.json\n",
+    )
