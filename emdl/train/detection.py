@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -17,6 +16,7 @@ from emdl.labels import boxes as box_targets
 from emdl.metrics.detection import score_detections
 from emdl.models.yolo import STRIDES, Detector, DetectorConfig, build_detector
 from emdl.predict.detect import detect_image
+from emdl.train.export import write_serving
 from emdl.train.optimizer import adamw
 
 
@@ -181,11 +181,4 @@ def export_detector(model: Detector, path: str | os.PathLike, config: DetectorCo
             "num_detections": count,
         }
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        name="serving_default",
-        fn=serve,
-        input_signature=[tf.TensorSpec((None, None, None, 1), tf.float32, name="image")],
-    )
-    archive.write_out(os.fspath(path), verbose=False)
+    write_serving(model, serve, path)

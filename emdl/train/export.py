@@ -25,6 +25,12 @@ def export_segmentation(model: keras.Model, path: str | os.PathLike, multiple: i
         probabilities = model(padded, training=False)
         return {"probabilities": probabilities[:, :height, :width, :]}
 
+    write_serving(model, serve, path)
+
+
+def write_serving(model: keras.Model, serve, path: str | os.PathLike) -> None:
+    """Write ``model`` as a SavedModel whose ``serving_default`` is ``serve``, a function of
+    ``image``: float32 ``(B, H, W, 1)`` of any size, returning a dict of tensors."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(

@@ -124,26 +124,23 @@ def test_labels_without_boxes_are_refused(labeled_folder, tmp_path):
         train_run(config, tmp_path / "run", verbose=0)
 
 
-def test_a_class_count_that_differs_from_the_labels_is_refused(labeled_folder, tmp_path):
-    labels, images = labeled_folder(
-        {
-            "a.png": (box_image(96), box_xml("a.png", 96)),
-            "b.png": (box_image(96), box_xml("b.png", 96)),
-        },
+@pytest.fixture
+def two_images(labeled_folder):
+    """Two labeled 96 x 96 images of four boxes each, one class."""
+    return labeled_folder(
+        {name: (box_image(96), box_xml(name, 96)) for name in ("a.png", "b.png")},
         labels=("bubble",),
     )
+
+
+def test_a_class_count_that_differs_from_the_labels_is_refused(two_images, tmp_path):
+    labels, images = two_images
     with pytest.raises(ValueError, match="classes is 3 but the labels have 1"):
         train_run(detector_run_config(labels, images, classes=3), tmp_path / "run", verbose=0)
 
 
-def test_images_smaller_than_the_crop_are_refused(labeled_folder, tmp_path):
-    labels, images = labeled_folder(
-        {
-            "a.png": (box_image(96), box_xml("a.png", 96)),
-            "b.png": (box_image(96), box_xml("b.png", 96)),
-        },
-        labels=("bubble",),
-    )
+def test_images_smaller_than_the_crop_are_refused(two_images, tmp_path):
+    labels, images = two_images
     with pytest.raises(InputError, match="smaller than the 64 x 64 crop window"):
         train_run(detector_run_config(labels, images, scale=0.5), tmp_path / "run", verbose=0)
 
