@@ -1,4 +1,4 @@
-"""A U-Net training run, from a :class:`RunConfig` to a complete run directory.
+"""A training run (U-Net or detector), from a :class:`RunConfig` to a complete run directory.
 
 A run directory holds ``config.json`` (enough to rebuild the model and its pre-processing),
 ``history.csv``, ``best.weights.h5``, ``metrics.json``, ``curves.png``, ``overlays.png``,
@@ -105,7 +105,6 @@ def evaluate_model(
     :func:`emdl.metrics.detection.score_detections` for the keys)."""
     if config.kind == "yolo":
         return evaluate_detector(model, records, classes, config)
-
     return score_masks(
         (
             (name, predicted, truth)
@@ -126,7 +125,8 @@ def _predictions(model, records, classes, config):
 def train_run(
     config: RunConfig, run_dir: str | os.PathLike, *, verbose: int | str = 1
 ) -> RunResult:
-    """Train a U-Net as ``config`` says and fill ``run_dir`` (created if needed).
+    """Train the model of ``config.kind`` (a U-Net or a detector) as ``config`` says and fill
+    ``run_dir`` (created if needed).
 
     Runs under :func:`choose_strategy`; the global batch is ``batch_size x replicas``. A run
     directory whose ``backup/`` survives an interruption resumes where it stopped. ``metrics.json``
