@@ -25,13 +25,13 @@ def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
 
     from emdl.io.image import read_image
     from emdl.metrics.detection import score_detections
-    from emdl.train.detection import detect
+    from emdl.predict.detect import detect_objects
 
     image = read_image(image_path)
     regions = regionprops(label(read_image(label_path) > 0.5))
     boxes = [[r.bbox[1], r.bbox[0], r.bbox[3], r.bbox[2]] for r in regions]
     truth = {"boxes": boxes, "classes": [0] * len(boxes)}
-    found = detect(model, image, config.model)
+    found = detect_objects(model, image, config.model)
     metrics = score_detections([(image_path.name, found, truth)], list(config.classes))
     return metrics | {"evaluated_on": "test_image"}
 

@@ -1,6 +1,6 @@
 """Prediction over micrographs of any size."""
 
-from emdl.predict.detect import detect_image
+from emdl.predict.detect import detect_image, detect_objects
 from emdl.predict.segment import classes_from_probabilities, segment_image
 from emdl.predict.tiled import blend_weights, pad_to_multiple, predict_image
 
@@ -8,6 +8,7 @@ __all__ = [
     "blend_weights",
     "classes_from_probabilities",
     "detect_image",
+    "detect_objects",
     "pad_to_multiple",
     "predict_image",
     "segment_image",

@@ -15,12 +15,18 @@ tile sees it whole); larger objects may be found in pieces.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emdl.data.datasets import window_starts
 from emdl.data.resize import Resize
 from emdl.predict.tiled import min_max_tiles, pad_to_multiple
+
+if TYPE_CHECKING:  # keras-cv loads slowly; only the type is needed here
+    import keras
+
+    from emdl.models.yolo import DetectorConfig
 
 EDGE = 2.0  # pixels of the tile within which a box touches its edge
 CONTAINED = 0.7  # fraction of a cut box's area inside a kept box that suppresses it
@@ -130,3 +136,18 @@ def detect_image(
         "classes": classes[keep].astype(np.int32),
         "scores": scores[keep].astype(np.float32),
     }
+
+
+def detect_objects(model: keras.Model, image: np.ndarray, config: DetectorConfig) -> dict:
+    """Detections in a whole micrograph (float32 ``(H, W)``), resized and cut into tiles as
+    ``config`` says and merged across tiles: ``{"boxes" float32 (N, 4) "xyxy" image pixels,
+    "classes" int32 (N,), "scores" float32 (N,)}``."""
+    return detect_image(
+        model.predict_on_batch,
+        image,
+        tile=config.tile,
+        overlap=config.overlap,
+        resize=config.resize,
+        iou_threshold=config.iou_threshold,
+        batch_size=1,
+    )

@@ -166,9 +166,9 @@ def predict_instances(
     tiles of the training window (overlapping by a quarter) made into objects, or a detector's
     boxes scoring at least ``threshold``; objects under ``min_area`` square pixels dropped."""
     if config.kind == "yolo":
-        from emdl.train.detection import detect
+        from emdl.predict.detect import detect_objects
 
-        found = detect(model, image, config.model)
+        found = detect_objects(model, image, config.model)
         return instances_from_boxes(
             found["boxes"],
             found["classes"],

@@ -14,8 +14,15 @@ from emdl.data.datasets import window_batches
 from emdl.io.image import read_image
 from emdl.labels import boxes as box_targets
 from emdl.metrics.detection import score_detections
-from emdl.models.yolo import STRIDES, Detector, DetectorConfig, build_detector
-from emdl.predict.detect import detect_image
+from emdl.models.yolo import (
+    STRIDES,
+    Detector,
+    DetectorConfig,
+    build_detector,
+    decode_regression_to_boxes,
+    dist2bbox,
+)
+from emdl.predict.detect import detect_objects
 from emdl.train.export import write_serving
 from emdl.train.optimizer import adamw
 
@@ -77,21 +84,6 @@ def build_compiled_detector(config, window: int) -> Detector:
     return model
 
 
-def detect(model: Detector, image: np.ndarray, config: DetectorConfig) -> dict:
-    """Detections in a whole micrograph (float32 ``(H, W)``), resized and cut into tiles as
-    ``config`` says and merged across tiles: ``{"boxes" float32 (N, 4) "xyxy" image pixels,
-    "classes" int32 (N,), "scores" float32 (N,)}``."""
-    return detect_image(
-        model.predict_on_batch,
-        image,
-        tile=config.tile,
-        overlap=config.overlap,
-        resize=config.resize,
-        iou_threshold=config.iou_threshold,
-        batch_size=1,
-    )
-
-
 def detections(
     model: Detector, records: Sequence[LabeledImage], classes: Sequence[str], config
 ) -> Iterator[tuple[str, np.ndarray, dict, dict]]:
@@ -100,7 +92,7 @@ def detections(
     for record in records:
         image = read_image(record.path)
         truth = box_targets(record.annotation, classes, line_width=config.data.line_width)
-        yield record.name, image, detect(model, image, config.model), truth
+        yield record.name, image, detect_objects(model, image, config.model), truth
 
 
 def evaluate_detector(
@@ -141,11 +133,6 @@ def export_detector(model: Detector, path: str | os.PathLike, config: DetectorCo
     and the raw head outputs decoded with non-max suppression (keras-cv's own ``export`` stops at
     the raw heads).
     """
-    from keras_cv.src.models.object_detection.yolo_v8.yolo_v8_detector import (
-        decode_regression_to_boxes,
-        dist2bbox,
-    )
-
     resize = config.resize
 
     def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:

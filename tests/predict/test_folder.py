@@ -157,7 +157,7 @@ def test_a_detector_run_gives_its_boxes(monkeypatch, tmp_path):
         "classes": np.int32([0, 0, 0]),
         "scores": np.float32([0.9, 0.7, 0.3]),
     }
-    monkeypatch.setattr("emdl.train.detection.detect", lambda model, image, cfg: found)
+    monkeypatch.setattr("emdl.predict.detect.detect_objects", lambda model, image, cfg: found)
     skio.imsave(tmp_path / "c.png", box_image(64), check_contrast=False)
     report = predict_images("run", [tmp_path / "c.png"], tmp_path / "out", threshold=0.5)
     assert (report.images, report.defects, report.touching_edge) == (1, 2, 1)
