@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -118,7 +119,8 @@ def score_detections(images: Iterable[tuple[str, dict, dict]], classes: Sequence
             mine, theirs = labels == k, true_labels == k
             tp[mine] = match_detections(boxes[mine], scores[mine], true_boxes[theirs])
         records.append((name, boxes, labels, scores, true_boxes, true_labels, tp))
-    ap50, ap50_95 = _coco_ap(records, len(classes))
+    coco_images = [{"id": i + 1} for i in range(len(records))]
+    ap50, ap50_95 = _coco_ap(coco_images, *_box_annotations(records), len(classes))
     scores = np.concatenate([r[3] for r in records]) if records else np.zeros(0)
     tp = np.concatenate([r[6] for r in records]) if records else np.zeros(0, bool)
     objects = sum(len(r[4]) for r in records)
@@ -156,18 +158,24 @@ def score_detections(images: Iterable[tuple[str, dict, dict]], classes: Sequence
     }
 
 
-def _coco_ap(records: list, num_classes: int) -> tuple[float, float]:
-    """AP at IoU 0.5 and mean AP over 0.50:0.95 from pycocotools, built in memory."""
+def _coco_ap(
+    images: list[dict],
+    truth: list[dict],
+    found: list[dict],
+    num_classes: int,
+    iou_type: str = "bbox",
+) -> tuple[float, float]:
+    """AP at IoU 0.5 and mean AP over 0.50:0.95 from pycocotools, built in memory.
+
+    ``images``: COCO image entries (``"id"`` from 1; with ``"height"`` and ``"width"`` for
+    ``iou_type="segm"``, which pycocotools reads). ``truth``, ``found``: COCO annotations without
+    ids (``"image_id"``, ``"category_id"`` 1-based, ``"area"``, ``"iscrowd"`` on truth, ``"score"``
+    on found, and ``"bbox"`` or ``"segmentation"`` for ``iou_type``); ids are set here.
+    """
     info = {
-        "images": [{"id": i + 1} for i in range(len(records))],
+        "images": images,
         "categories": [{"id": k + 1, "name": str(k)} for k in range(num_classes)],
     }
-    truth, found = [], []
-    for i, (_, boxes, labels, scores, true_boxes, true_labels, _) in enumerate(records):
-        for box, label in zip(true_boxes, true_labels, strict=True):
-            truth.append(_annotation(i, box, label))
-        for box, label, score in zip(boxes, labels, scores, strict=True):
-            found.append({**_annotation(i, box, label), "score": float(score)})
     # Annotation ids start at 1: COCOeval stores matched truth ids and reads id 0 as unmatched.
     for number, annotation in enumerate(truth + found):
         annotation["id"] = number + 1
@@ -177,10 +185,10 @@ def _coco_ap(records: list, num_classes: int) -> tuple[float, float]:
         coco_found.dataset = {**info, "annotations": found}
         coco_truth.createIndex()
         coco_found.createIndex()
-        evaluation = COCOeval(coco_truth, coco_found, "bbox")
+        evaluation = COCOeval(coco_truth, coco_found, iou_type)
         evaluation.params.areaRng, evaluation.params.areaRngLbl = [[0, 1e10]], ["all"]
         # The default cap of 100 detections per image would cut dense loop images.
-        most = max((len(r[3]) for r in records), default=0)
+        most = max(Counter(a["image_id"] for a in found).values(), default=0)
         evaluation.params.maxDets = [max(most, 100)]
         evaluation.evaluate()
         evaluation.accumulate()
@@ -190,6 +198,17 @@ def _coco_ap(records: list, num_classes: int) -> tuple[float, float]:
         return 0.0, 0.0
     per_threshold = precision[:, :, present].mean(axis=(1, 2))
     return float(per_threshold[0]), float(per_threshold.mean())
+
+
+def _box_annotations(records: list) -> tuple[list[dict], list[dict]]:
+    """COCO box annotations (truth, found) of score_detections' records, without ids."""
+    truth, found = [], []
+    for i, (_, boxes, labels, scores, true_boxes, true_labels, _) in enumerate(records):
+        for box, label in zip(true_boxes, true_labels, strict=True):
+            truth.append(_annotation(i, box, label))
+        for box, label, score in zip(boxes, labels, scores, strict=True):
+            found.append({**_annotation(i, box, label), "score": float(score)})
+    return truth, found
 
 
 def _annotation(image: int, box: np.ndarray, label: int) -> dict:

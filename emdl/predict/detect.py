@@ -81,6 +81,13 @@ def detect_image(
     Returns ``{"boxes": float32 (N, 4) xyxy in pixels of the original image, "classes": int32
     (N,), "scores": float32 (N,)}`` with scores >= ``score_threshold``, sorted by descending
     score, N <= ``max_detections``.
+
+    When ``predict_batch``'s output also has ``"masks"`` (a Mask R-CNN's float ``(B, K, M, M)``
+    mask probabilities, each grid spanning its detection's box exactly), the kept detections'
+    masks are returned too: ``"masks"`` float32 ``(N, M, M)`` and ``"mask_boxes"`` float32
+    ``(N, 4)``, the box each mask spans in xyxy pixels of the original image. A mask box is the
+    detector's box scaled like ``"boxes"`` but not clipped to the image, so that the grid keeps
+    its size (see :func:`emdl.predict.masks.paste_mask`).
     """
     image = np.asarray(image, np.float32)
     if image.ndim != 2:
@@ -101,6 +108,7 @@ def detect_image(
         for left in window_starts(padded.shape[1], tile, stride)
     ]
     found = []  # per tile: boxes (n, 4) in resized-image pixels, classes, scores, cut
+    found_masks = []  # per tile, when the detector gives masks: masks (n, M, M), unclipped boxes
     for start in range(0, len(corners), batch_size):
         batch_corners = corners[start : start + batch_size]
         tiles = np.stack([padded[t : t + tile, c : c + tile] for t, c in batch_corners])
@@ -113,6 +121,9 @@ def detect_image(
             boxes = out["boxes"][k, :n].astype(np.float32) + np.float32([c, t, c, t])
             centre = (boxes[:, :2] + boxes[:, 2:]) / 2
             inside = (centre[:, 0] <= width) & (centre[:, 1] <= height)
+            if "masks" in out:
+                masks = out["masks"][k, :n][inside].astype(np.float32)
+                found_masks.append((masks, boxes[inside]))
             boxes = np.clip(boxes[inside], 0, np.float32([width, height, width, height]))
             x0, y0, x1, y1 = boxes.T
             cut = (
@@ -124,6 +135,8 @@ def detect_image(
             classes = out["classes"][k, :n][inside].astype(np.int32)
             scores = out["confidence"][k, :n][inside].astype(np.float32)
             found.append((boxes, classes, scores, cut))
+    if found_masks and len(found_masks) != len(found):
+        raise ValueError("predict_batch returned masks for some batches but not for others")
     boxes, classes, scores, cut = (np.concatenate(parts) for parts in zip(*found, strict=True))
     wanted = scores >= score_threshold
     boxes, classes, scores, cut = boxes[wanted], classes[wanted], scores[wanted], cut[wanted]
@@ -131,11 +144,16 @@ def detect_image(
     keep = keep[np.argsort(-scores[keep], kind="stable")][:max_detections]
     factor = np.float32([width, height] * 2) / np.float32([image.shape[1], image.shape[0]] * 2)
     limit = np.float32([image.shape[1], image.shape[0]] * 2)
-    return {
+    result = {
         "boxes": np.clip(boxes[keep] / factor, 0, limit).astype(np.float32).reshape(-1, 4),
         "classes": classes[keep].astype(np.int32),
         "scores": scores[keep].astype(np.float32),
     }
+    if found_masks:
+        masks, mask_boxes = (np.concatenate(parts) for parts in zip(*found_masks, strict=True))
+        result["masks"] = masks[wanted][keep].astype(np.float32)
+        result["mask_boxes"] = (mask_boxes[wanted][keep] / factor).astype(np.float32).reshape(-1, 4)
+    return result
 
 
 def detect_objects(model: keras.Model, image: np.ndarray, config: DetectorConfig) -> dict:

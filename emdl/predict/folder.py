@@ -143,8 +143,11 @@ def load_predictor(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
 
 
 def default_threshold(run_dir: str | os.PathLike, config: RunConfig) -> float:
-    """A U-Net's probability threshold (0.5), or a detector's score threshold: the F1-best one
-    its run recorded in ``metrics.json``, else ``DETECTOR_THRESHOLD``."""
+    """A U-Net's probability threshold (0.5), a Mask R-CNN's score threshold (its config's, the
+    lecture's 0.7), or a detector's score threshold: the F1-best one its run recorded in
+    ``metrics.json``, else ``DETECTOR_THRESHOLD``."""
+    if config.kind == "maskrcnn":
+        return config.model.score_threshold
     if config.kind != "yolo":
         return UNET_THRESHOLD
     try:
@@ -163,8 +166,15 @@ def predict_instances(
     min_area: float = 0.0,
 ) -> Instances:
     """Defect instances of one image float32 ``(H, W)`` in [0, 1]: a U-Net's probabilities in
-    tiles of the training window (overlapping by a quarter) made into objects, or a detector's
-    boxes scoring at least ``threshold``; objects under ``min_area`` square pixels dropped."""
+    tiles of the training window (overlapping by a quarter) made into objects, a detector's
+    boxes or a Mask R-CNN's masks scoring at least ``threshold``; objects under ``min_area``
+    square pixels dropped."""
+    if config.kind == "maskrcnn":
+        from emdl.predict.masks import segment_objects
+
+        return segment_objects(
+            model, image, config.model, score_threshold=threshold, min_area=min_area
+        )
     if config.kind == "yolo":
         from emdl.predict.detect import detect_objects
 

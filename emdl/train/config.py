@@ -22,6 +22,7 @@ from pathlib import Path
 from emdl.data.augment import Augmentation
 from emdl.errors import InputError
 from emdl.models.losses import TERMS
+from emdl.models.maskrcnn.config import DEFAULT_LOSS_WEIGHTS, MaskRCNNConfig
 from emdl.models.unet import UNetConfig
 from emdl.models.yolo import DetectorConfig
 
@@ -30,6 +31,7 @@ from emdl.models.yolo import DetectorConfig
 KINDS = {
     "unet": (UNetConfig, {"cross_entropy": 1.0, "dice": 1.0}, "val_iou"),
     "yolo": (DetectorConfig, {"box": 7.5, "dfl": 1.5, "class": 0.5}, "val_loss"),
+    "maskrcnn": (MaskRCNNConfig, DEFAULT_LOSS_WEIGHTS, "val_loss"),
 }
 
 
@@ -103,7 +105,7 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole run: the model ``kind`` ("unet" or "yolo"), data, augmentation (as
+    """A whole run: the model ``kind`` ("unet", "yolo" or "maskrcnn"), data, augmentation (as
     :meth:`Augmentation.to_dict`), model, loss terms and training. ``classes`` are filled in from
     the labels when the run starts. Left out, ``model``, ``loss`` and the training ``monitor``
     take the kind's defaults."""
@@ -111,7 +113,7 @@ class RunConfig:
     data: DataConfig
     kind: str = "unet"
     augmentation: dict = field(default_factory=lambda: Augmentation.default().to_dict())
-    model: UNetConfig | DetectorConfig | None = None
+    model: UNetConfig | DetectorConfig | MaskRCNNConfig | None = None
     loss: dict | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
     classes: tuple[str, ...] = ()

@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from emdl.data import Augmentation, LabeledImage, detection_dataset
-from emdl.data.datasets import window_batches
+from emdl.data import Augmentation, LabeledImage
+from emdl.data.datasets import build_dataset, window_batches
 from emdl.io.image import read_image
 from emdl.labels import boxes as box_targets
 from emdl.metrics.detection import score_detections
@@ -33,9 +33,11 @@ def detection_data(
     classes: Sequence[str],
     config,
     batch: int,
+    kind: str = "detection",
 ) -> tuple[tf.data.Dataset, tf.data.Dataset | None, int]:
     """Training batches, validation batches (sliding windows, or None) and the number of
-    validation batches, dense with -1 padding as keras-cv's detector expects.
+    validation batches of ``kind`` ("detection", or "instances" for Mask R-CNN), dense with -1
+    padding as keras-cv's detector expects.
 
     Raises ValueError when the labels hold no boxes of ``classes`` at all."""
     counts = [len(box_targets(r.annotation, classes)["classes"]) for r in training]
@@ -50,9 +52,10 @@ def detection_data(
         # A crop holds at most an image's objects: no box is cut off by the padding.
         "max_boxes": max(counts),
     }
-    train_data = detection_dataset(
+    train_data = build_dataset(
         training,
         classes,
+        kind,
         batch_size=batch,
         augmentation=Augmentation.from_dict(config.augmentation),
         empty_crops=data.empty_crops,
@@ -60,8 +63,8 @@ def detection_data(
     )
     if not validation:
         return train_data, None, 0
-    validation_data = detection_dataset(
-        validation, classes, batch_size=batch, training=False, stride=data.stride, **common
+    validation_data = build_dataset(
+        validation, classes, kind, batch_size=batch, training=False, stride=data.stride, **common
     )
     steps = window_batches(validation, data.window, data.stride, batch, model.resize)
     return train_data, validation_data, steps

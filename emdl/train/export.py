@@ -28,14 +28,17 @@ def export_segmentation(model: keras.Model, path: str | os.PathLike, multiple: i
     write_serving(model, serve, path)
 
 
-def write_serving(model: keras.Model, serve, path: str | os.PathLike) -> None:
+def write_serving(
+    model: keras.Model, serve, path: str | os.PathLike, size: int | None = None
+) -> None:
     """Write ``model`` as a SavedModel whose ``serving_default`` is ``serve``, a function of
-    ``image``: float32 ``(B, H, W, 1)`` of any size, returning a dict of tensors."""
+    ``image``: float32 ``(B, H, W, 1)`` of any size (or ``size x size`` when given), returning
+    a dict of tensors."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
         name="serving_default",
         fn=serve,
-        input_signature=[tf.TensorSpec((None, None, None, 1), tf.float32, name="image")],
+        input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32, name="image")],
     )
     archive.write_out(os.fspath(path), verbose=False)

@@ -24,7 +24,9 @@ from emdl.io.image import read_image
 from emdl.labels import semantic_mask
 from emdl.metrics import ForegroundDice, ForegroundIoU, PixelAccuracy
 from emdl.metrics.evaluate import score_masks
+from emdl.metrics.instances import union_mask
 from emdl.models.losses import SegmentationLoss
+from emdl.models.maskrcnn import build_maskrcnn
 from emdl.models.unet import build_unet
 from emdl.models.yolo import build_detector
 from emdl.predict.segment import segment_image
@@ -38,6 +40,12 @@ from emdl.train.detection import (
     export_detector,
 )
 from emdl.train.export import export_segmentation
+from emdl.train.maskrcnn import (
+    build_compiled_maskrcnn,
+    evaluate_maskrcnn,
+    export_maskrcnn,
+    segmentations,
+)
 from emdl.train.optimizer import adamw
 from emdl.train.report import plot_curves, plot_detections, plot_overlays
 from emdl.train.strategy import choose_strategy, is_chief, workers_in_tf_config
@@ -102,9 +110,12 @@ def evaluate_model(
 ) -> dict:
     """Score ``model`` on whole labeled images, predicted in tiles (see
     :func:`emdl.metrics.evaluate.score_masks` or, for detectors,
-    :func:`emdl.metrics.detection.score_detections` for the keys)."""
+    :func:`emdl.metrics.detection.score_detections`, for Mask R-CNN
+    :func:`emdl.metrics.instances.score_instances` for the keys)."""
     if config.kind == "yolo":
         return evaluate_detector(model, records, classes, config)
+    if config.kind == "maskrcnn":
+        return evaluate_maskrcnn(model, records, classes, config)
     return score_masks(
         (
             (name, predicted, truth)
@@ -125,8 +136,8 @@ def _predictions(model, records, classes, config):
 def train_run(
     config: RunConfig, run_dir: str | os.PathLike, *, verbose: int | str = 1
 ) -> RunResult:
-    """Train the model of ``config.kind`` (a U-Net or a detector) as ``config`` says and fill
-    ``run_dir`` (created if needed).
+    """Train the model of ``config.kind`` (a U-Net, a detector or a Mask R-CNN) as ``config``
+    says and fill ``run_dir`` (created if needed).
 
     Runs under :func:`choose_strategy`; the global batch is ``batch_size x replicas``. A run
     directory whose ``backup/`` survives an interruption resumes where it stopped. ``metrics.json``
@@ -137,7 +148,7 @@ def train_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.training.seed)
     training, validation, classes = _split(config)
-    if config.kind == "yolo" and config.model.classes not in (0, len(classes)):
+    if config.kind != "unet" and config.model.classes not in (0, len(classes)):
         raise ValueError(
             f"model: classes is {config.model.classes} but the labels have {len(classes)} "
             f"({', '.join(classes)})"
@@ -151,9 +162,10 @@ def train_run(
     strategy = choose_strategy()
     data = config.data
     batch = data.batch_size * strategy.num_replicas_in_sync
-    if config.kind == "yolo":
+    if config.kind != "unet":
+        kind = "detection" if config.kind == "yolo" else "instances"
         train_data, validation_data, validation_steps = detection_data(
-            training, validation, classes, config, batch
+            training, validation, classes, config, batch, kind
         )
     else:
         common = {
@@ -209,6 +221,21 @@ def train_run(
             shown = list(detections(model, evaluated[:4], classes, config))
             plot_detections(shown, run_dir / "overlays.png", threshold=metrics["score_threshold"])
             export_detector(model, run_dir / "saved_model", config.model)
+        elif config.kind == "maskrcnn":
+            shown = zip(
+                evaluated[:4], segmentations(model, evaluated[:4], classes, config), strict=True
+            )
+            overlays = [
+                (
+                    name,
+                    image,
+                    semantic_mask(record.annotation, classes, line_width=data.line_width),
+                    union_mask(found, config.model.score_threshold),
+                )
+                for record, (name, image, found, _) in shown
+            ]
+            plot_overlays(overlays, len(classes), run_dir / "overlays.png")
+            export_maskrcnn(model, run_dir / "saved_model", config.model)
         else:
             overlays = list(_predictions(model, evaluated[:4], classes, config))
             plot_overlays(overlays, len(classes), run_dir / "overlays.png")
@@ -222,6 +249,10 @@ def _build(config: RunConfig, *, compiled: bool = True) -> keras.Model:
         if compiled:
             return build_compiled_detector(config, config.data.window)
         return build_detector(config.model, config.data.window)
+    if config.kind == "maskrcnn":
+        if compiled:
+            return build_compiled_maskrcnn(config)
+        return build_maskrcnn(config.model, config.loss)
     model = build_unet(config.model)
     if compiled:
         compile_unet(model, config)
