@@ -61,7 +61,12 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _scores(metrics: dict) -> str:
-    """The headline figures of a segmentation or a detection run."""
+    """The headline figures of a segmentation, detection or instance segmentation run."""
+    if "mask_ap50" in metrics:
+        return (
+            f"mask_ap50 {metrics['mask_ap50']:.3f}, mask_ap50_95 {metrics['mask_ap50_95']:.3f}, "
+            f"ap50 {metrics['ap50']:.3f}, f1_50 {metrics['f1_50']:.3f}, iou {metrics['iou']:.3f}"
+        )
     if "ap50" in metrics:
         return (
             f"ap50 {metrics['ap50']:.3f}, ap50_95 {metrics['ap50_95']:.3f}, "

@@ -7,6 +7,8 @@ import keras_cv
 
 from emdl.models.maskrcnn.config import LEVELS, MaskRCNNConfig
 
+BATCH_NORM_MOMENTUM = 0.9
+
 
 def build_features(config: MaskRCNNConfig) -> keras.Model:
     """A functional model from float32 images ``(B, H, W, 1)`` in [0, 1] (``H`` and ``W``
@@ -25,6 +27,11 @@ def build_features(config: MaskRCNNConfig) -> keras.Model:
         include_rescaling=False,
         input_shape=(None, None, 1),
     )
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Runs here are short (a few thousand steps of small batches): with keras-cv's 0.99
+            # the moving statistics inference uses would still remember their start values.
+            layer.momentum = BATCH_NORM_MOMENTUM
     outputs = [
         backbone.get_layer(backbone.pyramid_level_inputs[f"P{level}"]).output for level in LEVELS
     ]

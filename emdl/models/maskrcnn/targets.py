@@ -58,12 +58,15 @@ def rpn_targets(
         thresholds=[0.3, 0.7], match_values=[-1, -2, 1], force_match_for_each_col=True
     )
     matched, values = matcher(iou)
-    # A padding column has IoU -1 everywhere, yet the forced match gives it an anchor; so does
-    # the -1 column that BoxMatcher appends itself (index M).
-    matched_valid = tf.gather(tf.pad(valid, [[0, 0], [0, 1]]), matched, batch_dims=1)
-    matched = tf.minimum(matched, tf.shape(valid)[1] - 1)
-    positive = (values == 1) & matched_valid
-    negative = (values == -1) | ((values == 1) & ~matched_valid)
+    # A padding column has IoU -1 everywhere, yet the forced match gives it an anchor (the
+    # first), and so does the -1 column BoxMatcher appends itself (index M): such an anchor
+    # keeps its own best match and the thresholds' verdict on it instead.
+    forced_by_padding = ~tf.gather(tf.pad(valid, [[0, 0], [0, 1]]), matched, batch_dims=1)
+    best, best_iou = tf.argmax(iou, axis=-1, output_type=tf.int32), tf.reduce_max(iou, axis=-1)
+    plain = tf.where(best_iou >= 0.7, 1, tf.where(best_iou < 0.3, -1, -2))
+    matched = tf.where(forced_by_padding, best, matched)
+    values = tf.where(forced_by_padding, plain, values)
+    positive, negative = values == 1, values == -1
     chosen_positive, chosen_negative = sample(
         positive, negative, config.rpn_batch, config.rpn_positive_fraction, seed
     )
