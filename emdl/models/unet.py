@@ -8,11 +8,13 @@ The model takes float32 images ``(B, H, W, 1)`` in [0, 1] with ``H`` and ``W`` d
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import keras
 import tensorflow as tf
 from keras import layers
+
+from emdl.settings import from_known_fields
 
 UPSAMPLING = ("bilinear", "transpose")
 
@@ -58,11 +60,7 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> UNetConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown U-Net setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
+        return from_known_fields(cls, values, "U-Net model")
 
 
 @keras.saving.register_keras_serializable(package="emdl")

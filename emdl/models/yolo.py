@@ -18,7 +18,7 @@ raw head outputs; :meth:`Detector.predict` and ``decode_predictions`` give final
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import keras
 import keras_cv
@@ -32,6 +32,7 @@ from keras_cv.src.models.object_detection.yolo_v8.yolo_v8_detector import (
 )
 
 from emdl.data.resize import Resize
+from emdl.settings import from_known_fields
 
 # (stackwise_channels, stackwise_depth) of keras-cv's backbone presets, built here without
 # weights; "xs" matches Ultralytics' YOLOv8n.
@@ -97,11 +98,7 @@ class DetectorConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> DetectorConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"model: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
+        return from_known_fields(cls, values, "model")
 
 
 @keras.saving.register_keras_serializable(package="emdl")

@@ -25,6 +25,7 @@ from emdl.models.losses import TERMS
 from emdl.models.maskrcnn.config import DEFAULT_LOSS_WEIGHTS, MaskRCNNConfig
 from emdl.models.unet import UNetConfig
 from emdl.models.yolo import DetectorConfig
+from emdl.settings import from_known_fields
 
 # Per model kind: its config class, default loss weights and the figure the best checkpoint
 # is chosen by.
@@ -33,14 +34,6 @@ KINDS = {
     "yolo": (DetectorConfig, {"box": 7.5, "dfl": 1.5, "class": 0.5}, "val_loss"),
     "maskrcnn": (MaskRCNNConfig, DEFAULT_LOSS_WEIGHTS, "val_loss"),
 }
-
-
-def _from_dict(cls, values: dict, section: str):
-    known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"{section}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -154,14 +147,14 @@ class RunConfig:
             raise ValueError(
                 f"unknown section(s) {sorted(set(values) - known)}; known: {sorted(known)}"
             )
-        values["data"] = _from_dict(DataConfig, values["data"], "data")
+        values["data"] = from_known_fields(DataConfig, values["data"], "data")
         kind = values.get("kind", "unet")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
         if "model" in values:
             values["model"] = KINDS[kind][0].from_dict(values["model"])
         if "training" in values:
-            values["training"] = _from_dict(TrainingConfig, values["training"], "training")
+            values["training"] = from_known_fields(TrainingConfig, values["training"], "training")
         return cls(**values)
 
     def save(self, path: str | os.PathLike) -> None:

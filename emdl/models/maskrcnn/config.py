@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from emdl.data.resize import Resize
+from emdl.settings import from_known_fields
 
 LEVELS = (2, 3, 4, 5)  # pyramid levels P2..P5, strides 4..32
 MASK_SIZE = 28  # the mask head's output grid, as in the paper
@@ -121,8 +122,4 @@ class MaskRCNNConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> MaskRCNNConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"model: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
+        return from_known_fields(cls, values, "model")

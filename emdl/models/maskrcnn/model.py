@@ -204,6 +204,8 @@ class MaskRCNN(keras.Model):
         with tf.GradientTape() as tape:
             losses = self.compute_losses(images, targets, training=True)
             total = tf.add_n([self.term_weights[name] * losses[name] for name in LOSSES])
+            # Replicas' gradients are summed: each contributes its share of the mean.
+            total /= tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(total, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
         self._record(losses)
