@@ -192,29 +192,29 @@ class MaskRCNN(keras.Model):
             ),
         }
 
+    def _total(self, losses: dict[str, tf.Tensor]) -> tf.Tensor:
+        return tf.add_n([self.term_weights[name] * losses[name] for name in LOSSES])
+
     def _record(self, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        total = tf.add_n([self.term_weights[name] * losses[name] for name in LOSSES])
-        self.trackers["loss"].update_state(total)
+        """Logs of the step: the running mean of each loss and of their weighted sum."""
+        self.trackers["loss"].update_state(self._total(losses))
         for name in LOSSES:
             self.trackers[name].update_state(losses[name])
-        return total
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def train_step(self, data):
         images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             losses = self.compute_losses(images, targets, training=True)
-            total = tf.add_n([self.term_weights[name] * losses[name] for name in LOSSES])
             # Replicas' gradients are summed: each contributes its share of the mean.
-            total /= tf.distribute.get_strategy().num_replicas_in_sync
+            total = self._total(losses) / tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(total, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
-        self._record(losses)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return self._record(losses)
 
     def test_step(self, data):
         images, targets, _ = keras.utils.unpack_x_y_sample_weight(data)
-        self._record(self.compute_losses(images, targets, training=False))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return self._record(self.compute_losses(images, targets, training=False))
 
     def get_config(self) -> dict:
         return {
