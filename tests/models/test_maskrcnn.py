@@ -334,6 +334,21 @@ def test_save_and_load_give_identical_outputs(trained, tmp_path):
     np.testing.assert_allclose(before["masks"], again["masks"], atol=1e-4)
 
 
+def test_it_trains_under_mixed_precision_as_on_gpus():
+    # choose_strategy sets mixed_float16 on GPUs; boxes must stay float32 through keras-cv's NMS.
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_maskrcnn(TINY)
+        model.compile(optimizer=adamw(TrainingConfig(epochs=1, steps_per_epoch=2)))
+        images, targets = discs(4, seed=1)
+        logs = model.train_on_batch(images, targets, return_dict=True)
+        out = model.predict_on_batch(images)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(logs["loss"]) and logs["loss"] > 0
+    assert out["boxes"].dtype == out["masks"].dtype == np.float32
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

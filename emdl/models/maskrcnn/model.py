@@ -16,6 +16,8 @@ apart (``rpn_class``, ``rpn_box``, ``class``, ``box``, ``mask``) and their weigh
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import keras_cv
 import tensorflow as tf
@@ -28,6 +30,19 @@ from emdl.models.maskrcnn.heads import build_box_head, build_mask_head, build_rp
 from emdl.models.maskrcnn.losses import box_loss, classification_loss, mask_loss, objectness_loss
 from emdl.models.maskrcnn.roi_align import roi_align
 from emdl.models.maskrcnn.targets import ROI_DELTA_WEIGHTS, roi_targets, rpn_targets
+
+
+@contextlib.contextmanager
+def _float32_policy():
+    """keras-cv's ROIGenerator builds its NonMaxSuppression layer inside ``call``, under the
+    global dtype policy; under mixed precision (GPU runs) that layer would cast boxes to float16
+    and fail, so box layers are built and called under float32."""
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(policy)
 
 
 def _xyxy(boxes: tf.Tensor) -> tf.Tensor:
@@ -60,6 +75,7 @@ class MaskRCNN(keras.Model):
         self.mask_head = build_mask_head(config.mask_head_width, width, config.classes)
         self._base_anchors = [anchors.numpy() for anchors in base_anchors(config)]
         self.roi_generator = keras_cv.layers.ROIGenerator(
+            dtype="float32",
             bounding_box_format="yxyx",
             pre_nms_topk_train=config.pre_nms_proposals,
             nms_iou_threshold_train=config.rpn_iou_threshold,
@@ -69,6 +85,7 @@ class MaskRCNN(keras.Model):
             post_nms_topk_test=config.proposals_test,
         )
         self.suppression = keras_cv.layers.MultiClassNonMaxSuppression(
+            dtype="float32",
             bounding_box_format="yxyx",
             from_logits=False,
             iou_threshold=config.iou_threshold,
@@ -88,7 +105,8 @@ class MaskRCNN(keras.Model):
         ``(N_l, 4)`` "yxyx"."""
         logits, deltas, anchors = [], [], []
         for level, features, base in zip(LEVELS, pyramid, self._base_anchors, strict=True):
-            level_logits, level_deltas = self.rpn_head(features)
+            # float32 from here on, also under a mixed-precision policy (GPU runs).
+            level_logits, level_deltas = (tf.cast(x, tf.float32) for x in self.rpn_head(features))
             batch = tf.shape(features)[0]
             height, width = tf.shape(features)[1], tf.shape(features)[2]
             level_anchors = grid_anchors(tf.constant(base), 2**level, height, width)
@@ -111,7 +129,8 @@ class MaskRCNN(keras.Model):
             decoded = decode(level_anchors[None], tf.stop_gradient(level_deltas))
             boxes[f"P{level}"] = clip(decoded, height, width)
             scores[f"P{level}"] = tf.sigmoid(tf.stop_gradient(level_logits))
-        rois, _ = self.roi_generator(boxes, scores, training=training)
+        with _float32_policy():
+            rois, _ = self.roi_generator(boxes, scores, training=training)
         return tf.stop_gradient(rois)
 
     def _classify(self, pyramid, rois: tf.Tensor, training: bool):
@@ -119,7 +138,9 @@ class MaskRCNN(keras.Model):
         batch, count = tf.shape(rois)[0], tf.shape(rois)[1]
         features = roi_align(pyramid, rois, 7)
         features = tf.reshape(features, (-1, 7, 7, features.shape[-1]))
-        logits, deltas = self.box_head(features, training=training)
+        logits, deltas = (
+            tf.cast(x, tf.float32) for x in self.box_head(features, training=training)
+        )
         return (
             tf.reshape(logits, (batch, count, self.settings.classes + 1)),
             tf.reshape(deltas, (batch, count, 4)),
@@ -130,7 +151,7 @@ class MaskRCNN(keras.Model):
         batch, count = tf.shape(rois)[0], tf.shape(rois)[1]
         features = roi_align(pyramid, rois, 14)
         features = tf.reshape(features, (-1, 14, 14, features.shape[-1]))
-        logits = self.mask_head(features, training=training)
+        logits = tf.cast(self.mask_head(features, training=training), tf.float32)
         return tf.reshape(logits, (batch, count, 28, 28, self.settings.classes))
 
     def call(self, images: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
@@ -142,7 +163,8 @@ class MaskRCNN(keras.Model):
         real = (rois[..., 2] > rois[..., 0]) & (rois[..., 3] > rois[..., 1])
         probabilities = tf.where(real[..., None], tf.nn.softmax(class_logits), 0.0)
         boxes = clip(decode(rois, box_deltas, ROI_DELTA_WEIGHTS), height, width)
-        found = self.suppression(boxes, probabilities[..., 1:])
+        with _float32_policy():
+            found = self.suppression(boxes, probabilities[..., 1:])
         classes = tf.cast(found["classes"], tf.int32)
         mask_logits = self._mask_logits(pyramid, found["boxes"], training)
         own = tf.gather(
@@ -208,6 +230,8 @@ class MaskRCNN(keras.Model):
             losses = self.compute_losses(images, targets, training=True)
             # Replicas' gradients are summed: each contributes its share of the mean.
             total = self._total(losses) / tf.distribute.get_strategy().num_replicas_in_sync
+            # Under mixed precision the optimizer scales the loss up (and the gradients down).
+            total = self.optimizer.scale_loss(total)
         gradients = tape.gradient(total, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
         return self._record(losses)
