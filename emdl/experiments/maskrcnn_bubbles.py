@@ -12,13 +12,12 @@ reached 0.652; this one starts from nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from emdl.experiments import bubbles
 
 LECTURE_IOU = 0.652  # torchvision Mask R-CNN, COCO-pretrained, 50 epochs
 
@@ -65,24 +64,16 @@ def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="folder with the bubbles files (default: found)")
-    parser.add_argument("--out", default="runs/maskrcnn_bubbles", help="run directory")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--steps-per-epoch", type=int, default=40)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-    from emdl.datasets import BUBBLES, locate, test_pair
-    from emdl.errors import EmdlError
-    from emdl.train.run import train_run
-
-    try:
-        folder = locate(BUBBLES, args.data_dir)
-    except EmdlError as exc:
-        print(f"maskrcnn_bubbles: {exc}", file=sys.stderr)
+    args = bubbles.arguments(
+        "maskrcnn_bubbles", __doc__.splitlines()[0], argv, epochs=30, steps_per_epoch=40
+    )
+    found = bubbles.find_data("maskrcnn_bubbles", args.data_dir)
+    if found is None:
         return 1
-    pair = test_pair(folder)
+    folder, pair = found
+
+    from emdl.datasets import BUBBLES
+
     config = default_config(
         [str(folder / name) for name in BUBBLES.train_labels],
         str(folder),
@@ -90,10 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps_per_epoch=args.steps_per_epoch,
         hold_out=pair is None,
     )
-    print(f"data: {folder}; evaluating on " + ("test_image.png" if pair else "a held-out image"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the four images Lab_2 names but the lecture lacks
-        result = train_run(config, args.out, verbose=2)
+    result = bubbles.train(config, args.out)
     metrics = result.metrics
     if pair is not None:
         metrics = score_test_pair(result.model, result.config, *pair)

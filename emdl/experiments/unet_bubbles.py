@@ -10,13 +10,12 @@ held out, and says which. The last line printed compares the IoU with the lectur
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from emdl.experiments import bubbles
 
 LECTURE_IOU = 0.713  # AtomAI U-Net in the lecture, foreground IoU at threshold 0.5
 LABELS = ("DL_for_Microscopy_Train_Lab_1.xml", "DL_for_Microscopy_Train_Lab_2.xml")
@@ -53,31 +52,17 @@ def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="folder with the bubbles files (default: found)")
-    parser.add_argument("--out", default="runs/unet_bubbles", help="run directory")
-    parser.add_argument("--epochs", type=int, default=16)
-    parser.add_argument("--steps-per-epoch", type=int, default=30)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-    from emdl.datasets import BUBBLES, locate, test_pair
-    from emdl.errors import EmdlError
-    from emdl.train.run import train_run
-
-    try:
-        folder = locate(BUBBLES, args.data_dir)
-    except EmdlError as exc:
-        print(f"unet_bubbles: {exc}", file=sys.stderr)
+    args = bubbles.arguments(
+        "unet_bubbles", __doc__.splitlines()[0], argv, epochs=16, steps_per_epoch=30
+    )
+    found = bubbles.find_data("unet_bubbles", args.data_dir)
+    if found is None:
         return 1
-    pair = test_pair(folder)
+    folder, pair = found
     config = default_config(
         folder, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, hold_out=pair is None
     )
-    print(f"data: {folder}; evaluating on " + ("test_image.png" if pair else "a held-out image"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the four images Lab_2 names but the lecture lacks
-        result = train_run(config, args.out, verbose=2)
+    result = bubbles.train(config, args.out)
     metrics = result.metrics
     if pair is not None:
         metrics = score_test_pair(result.model, result.config, *pair)

@@ -10,13 +10,12 @@ it trains on one image and scores the other, and says which.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from emdl.experiments import bubbles
 
 
 def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
@@ -37,25 +36,17 @@ def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="folder with the bubbles files (default: found)")
-    parser.add_argument("--out", default="runs/yolo_bubbles", help="run directory")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--steps-per-epoch", type=int, default=25)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-    from emdl.datasets import BUBBLES, locate, test_pair
-    from emdl.errors import EmdlError
-    from emdl.experiments.yolo_loops import detector_config, report
-    from emdl.train.run import train_run
-
-    try:
-        folder = locate(BUBBLES, args.data_dir)
-    except EmdlError as exc:
-        print(f"yolo_bubbles: {exc}", file=sys.stderr)
+    args = bubbles.arguments(
+        "yolo_bubbles", __doc__.splitlines()[0], argv, epochs=12, steps_per_epoch=25
+    )
+    found = bubbles.find_data("yolo_bubbles", args.data_dir)
+    if found is None:
         return 1
-    pair = test_pair(folder)
+    folder, pair = found
+
+    from emdl.datasets import BUBBLES
+    from emdl.experiments.yolo_loops import detector_config, report
+
     config = detector_config(
         [str(folder / name) for name in BUBBLES.train_labels],
         str(folder),
@@ -67,10 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # DL_for_Microscopy_Train_Lab_2.xml also labels four images the lecture does not ship.
         missing="skip",
     )
-    print(f"data: {folder}; evaluating on " + ("test_image.png" if pair else "a held-out image"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the four images Lab_2 names but the lecture lacks
-        result = train_run(config, args.out, verbose=2)
+    result = bubbles.train(config, args.out)
     metrics = result.metrics
     if pair is not None:
         metrics = score_test_pair(result.model, result.config, *pair)
