@@ -85,7 +85,6 @@ def paste_mask(
 def instances_from_masks(
     masks: np.ndarray,
     mask_boxes: np.ndarray,
-    boxes: np.ndarray,
     classes: np.ndarray,
     scores: np.ndarray,
     height: int,
@@ -98,10 +97,9 @@ def instances_from_masks(
     """Instances of a ``height x width`` image from ``N`` detections with masks.
 
     ``masks``: float ``(N, Mh, Mw)`` mask probabilities, mask ``i`` spanning ``mask_boxes[i]``
-    (float ``(N, 4)`` xyxy in image pixels, possibly reaching beyond the image). ``boxes``:
-    float ``(N, 4)`` xyxy, the detection boxes (e.g. clipped to the image): a detection's pixels
-    are those of its mask (:func:`paste_mask` with ``mask_threshold``) whose centre also lies in
-    its box. ``classes``: int ``(N,)`` 0-based; ``scores``: float ``(N,)``.
+    (float ``(N, 4)`` xyxy in image pixels, possibly reaching beyond the image); a detection's
+    pixels are those :func:`paste_mask` gives with ``mask_threshold``. ``classes``: int ``(N,)``
+    0-based; ``scores``: float ``(N,)``.
 
     Detections scoring below ``score_threshold`` are dropped. Masks are pasted in ascending
     score order, so where two overlap the higher-scoring detection owns the pixel (ties go to
@@ -115,12 +113,10 @@ def instances_from_masks(
         raise ValueError(f"masks must be (N, Mh, Mw), got shape {masks.shape}")
     count = len(masks)
     mask_boxes = np.asarray(mask_boxes, np.float32)
-    boxes = np.asarray(boxes, np.float32)
     classes = np.asarray(classes)
     scores = np.asarray(scores, np.float32)
     for name, array, shape in (
         ("mask_boxes", mask_boxes, (count, 4)),
-        ("boxes", boxes, (count, 4)),
         ("classes", classes, (count,)),
         ("scores", scores, (count,)),
     ):
@@ -141,16 +137,7 @@ def instances_from_masks(
         (rows, cols), pasted = paste_mask(
             masks[index], mask_boxes[index], height, width, mask_threshold
         )
-        inner_rows, inner_cols = _window(boxes[index], height, width)
-        rows_in = slice(max(rows.start, inner_rows.start), min(rows.stop, inner_rows.stop))
-        cols_in = slice(max(cols.start, inner_cols.start), min(cols.stop, inner_cols.stop))
-        if rows_in.start >= rows_in.stop or cols_in.start >= cols_in.stop:
-            continue
-        pasted = pasted[
-            rows_in.start - rows.start : rows_in.stop - rows.start,
-            cols_in.start - cols.start : cols_in.stop - cols.start,
-        ]
-        labels[rows_in, cols_in][pasted] = rank + 1
+        labels[rows, cols][pasted] = rank + 1
     areas = np.bincount(labels.ravel(), minlength=len(ranked) + 1)[1:]
     keep = areas >= max(min_area, 1)
     # Renumber the kept instances 1..N in rank order; the dropped ones become background.
@@ -209,7 +196,6 @@ def segment_instances(
     return instances_from_masks(
         found["masks"],
         found["mask_boxes"],
-        found["boxes"],
         found["classes"],
         found["scores"],
         height,

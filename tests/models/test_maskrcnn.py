@@ -294,7 +294,6 @@ def test_inference_masks_overlap_the_discs(trained):
         found = instances_from_masks(
             out["masks"][b, :n],
             out["boxes"][b, :n],
-            out["boxes"][b, :n],
             out["classes"][b, :n],
             out["confidence"][b, :n],
             64,

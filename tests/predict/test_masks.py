@@ -126,7 +126,6 @@ def test_higher_scores_own_overlaps_and_number_first():
     found = instances_from_masks(
         np.stack([ones()] * 3),
         mask_boxes,
-        mask_boxes,
         np.int64([2, 1, 0]),
         np.float32([0.6, 0.7, 0.9]),
         80,
@@ -159,7 +158,7 @@ def test_hidden_small_and_low_scoring_detections_are_dropped():
 
     def found(**kwargs):
         return instances_from_masks(
-            np.stack([ones()] * 4), mask_boxes, mask_boxes, np.zeros(4), scores, 80, 80, **kwargs
+            np.stack([ones()] * 4), mask_boxes, np.zeros(4), scores, 80, 80, **kwargs
         )
 
     everything = found()
@@ -175,13 +174,13 @@ def test_hidden_small_and_low_scoring_detections_are_dropped():
     assert (confident.labels[10:20, 60:70] == 0).all()
 
 
-def test_pixels_stay_in_the_detection_box_and_the_mask_threshold_applies():
+def test_the_mask_threshold_applies():
     mask = np.full((M, M), 0.6, np.float32)
     mask[:, : M // 2] = 0.8
-    args = (np.float32([[10, 10, 38, 38]]), np.float32([[10, 10, 30, 38]]), [0], [0.9], 50, 50)
+    args = (np.float32([[10, 10, 38, 38]]), [0], [0.9], 50, 50)
     found = instances_from_masks(mask[np.newaxis], *args)
     expected = np.zeros((50, 50), np.int32)
-    expected[10:38, 10:30] = 1
+    expected[10:38, 10:38] = 1
     np.testing.assert_array_equal(found.labels, expected)
     found = instances_from_masks(mask[np.newaxis], *args, mask_threshold=0.7)
     expected[:, 24:] = 0
@@ -190,7 +189,7 @@ def test_pixels_stay_in_the_detection_box_and_the_mask_threshold_applies():
 
 def test_nothing_found_gives_empty_instances():
     none = np.zeros((0, 4), np.float32)
-    found = instances_from_masks(np.zeros((0, M, M)), none, none, [], [], 30, 40)
+    found = instances_from_masks(np.zeros((0, M, M)), none, [], [], 30, 40)
     assert len(found) == 0 and found.labels.shape == (30, 40) and not found.labels.any()
     assert found.boxes.shape == (0, 4) and found.touches_edge.shape == (0,)
 
@@ -200,7 +199,6 @@ def test_nothing_found_gives_empty_instances():
     [
         ({"masks": np.ones((2, M))}, r"masks must be \(N, Mh, Mw\)"),
         ({"mask_boxes": np.zeros((2, 3))}, r"mask_boxes must have shape \(2, 4\)"),
-        ({"boxes": np.zeros((1, 4))}, r"boxes must have shape \(2, 4\)"),
         ({"classes": [0]}, r"classes must have shape \(2,\)"),
         ({"scores": [[0.5, 0.5]]}, r"scores must have shape \(2,\)"),
         ({"height": 0}, "image size must be positive"),
@@ -212,7 +210,6 @@ def test_bad_arguments(change, message):
     kwargs = {
         "masks": np.ones((2, M, M)),
         "mask_boxes": np.zeros((2, 4)),
-        "boxes": np.zeros((2, 4)),
         "classes": [0, 0],
         "scores": [0.5, 0.5],
         "height": 10,
