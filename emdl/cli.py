@@ -12,7 +12,7 @@ from emdl.errors import EmdlError, InputError, LabelWarning
 
 
 def _convert(args: argparse.Namespace) -> None:
-    from emdl.convert import convert_labels, summary
+    from emdl.commands.convert import convert_labels, summary
 
     annotations, written = convert_labels(
         args.labels, args.to, args.out, images_dir=args.images, line_width=args.line_width
@@ -57,45 +57,27 @@ def _train(args: argparse.Namespace) -> None:
     out = args.out or str(Path("runs") / Path(args.config).stem)
     result = train_run(config, out, verbose=1)
     metrics = result.metrics
-    print(f"{out}: {_scores(metrics)} on the {metrics['evaluated_on']} images")
-
-
-def _scores(metrics: dict) -> str:
-    """The headline figures of a segmentation, detection or instance segmentation run."""
-    if "mask_ap50" in metrics:
-        return (
-            f"mask_ap50 {metrics['mask_ap50']:.3f}, mask_ap50_95 {metrics['mask_ap50_95']:.3f}, "
-            f"ap50 {metrics['ap50']:.3f}, f1_50 {metrics['f1_50']:.3f}, iou {metrics['iou']:.3f}"
-        )
-    if "ap50" in metrics:
-        return (
-            f"ap50 {metrics['ap50']:.3f}, ap50_95 {metrics['ap50_95']:.3f}, "
-            f"precision50 {metrics['precision50']:.3f}, recall50 {metrics['recall50']:.3f}, "
-            f"f1_50 {metrics['f1_50']:.3f} at score >= {metrics['score_threshold']:.3f}"
-        )
-    return (
-        f"iou {metrics['iou']:.3f}, dice {metrics['dice']:.3f}, "
-        f"pixel accuracy {metrics['pixel_accuracy']:.3f}"
-    )
+    headline = result.config.model_kind.headline(metrics)
+    print(f"{out}: {headline} on the {metrics['evaluated_on']} images")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     import json
 
-    from emdl.train.run import evaluate_run
+    from emdl.commands.evaluate import evaluate_run
 
-    metrics = evaluate_run(
+    config, metrics = evaluate_run(
         args.run_dir, args.labels, args.images, missing="skip" if args.skip_missing else "error"
     )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(metrics, file, indent=2)
             file.write("\n")
-    print(f"{_scores(metrics)} on {metrics['evaluated_images']} images")
+    print(f"{config.model_kind.headline(metrics)} on {metrics['evaluated_images']} images")
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from emdl.predict.folder import predict_images
+    from emdl.commands.predict import predict_images
 
     report = predict_images(
         args.run_dir,
@@ -105,7 +87,7 @@ def _predict(args: argparse.Namespace) -> None:
         threshold=args.threshold,
         min_area=args.min_area,
         labels=args.labels or (),
-        progress=sys.stderr if sys.stderr.isatty() else None,
+        progress=sys.stderr,
     )
     print(report.summary())
     if report.comparison is not None:
@@ -162,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     augment.set_defaults(run=_augment)
 
     train = commands.add_parser(
-        "train", help="train a U-Net from a JSON run config", description="Train a U-Net."
+        "train",
+        help="train a model from a JSON run config",
+        description="Train a U-Net, detector or Mask R-CNN (the config's kind).",
     )
     train.add_argument("config", help="JSON run configuration (see emdl.train.config)")
     train.add_argument("--out", help="run directory (default: runs/<config name>)")

@@ -1,14 +1,25 @@
-"""Shared fixtures: the real data folder, small CVAT XML files and small labeled image folders."""
+"""Shared fixtures and helpers: the real data folder, small CVAT XML files, small labeled image
+folders, synthetic discs and ellipses, and tiny model and run configurations.
+
+The model configurations (``TINY``, ``TINY_MODEL``) are built on first use (see ``__getattr__``)
+so that importing this module does not import TensorFlow."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from skimage import io as skio
+
+if TYPE_CHECKING:
+    from emdl.models.maskrcnn import MaskRCNNConfig
+    from emdl.models.unet import UNetConfig
+    from emdl.train.config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,3 +102,96 @@ def labeled_folder(tmp_path: Path) -> Callable[..., tuple[Path, Path]]:
         return path, folder
 
     return make
+
+
+def disc(shape, cx, cy, r):
+    """bool mask of the pixels whose centre lies in the disc (centre in continuous pixels)."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
+
+
+def ellipse(shape, cx, cy, a, b, degrees):
+    """Pixels of an ellipse with semi-axes ``a`` (turned ``degrees`` clockwise from x) and ``b``."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    x, y = xx + 0.5 - cx, yy + 0.5 - cy
+    t = np.radians(degrees)
+    u = x * np.cos(t) + y * np.sin(t)
+    v = -x * np.sin(t) + y * np.cos(t)
+    return (u / a) ** 2 + (v / b) ** 2 <= 1
+
+
+# The boxes of the 256 x 256 stand-ins for the bubbles experiments' training images.
+BUBBLE_BOXES = [(20, 30, 90, 100), (150, 40, 230, 120), (60, 160, 140, 240), (180, 170, 240, 230)]
+
+
+@pytest.fixture
+def bubbles_folder(tmp_path: Path) -> Path:
+    """The experiment's four training files, as 256 x 256 stand-ins."""
+    folder = tmp_path / "bubbles"
+    folder.mkdir()
+    for number in (1, 2):
+        name = f"DL_for_Microscopy_Train_Img_{number}.png"
+        skio.imsave(folder / name, box_image(256, BUBBLE_BOXES), check_contrast=False)
+        xml = cvat_text(box_xml(name, 256, BUBBLE_BOXES), labels=("bubble",))
+        (folder / f"DL_for_Microscopy_Train_Lab_{number}.xml").write_text(xml)
+    return folder
+
+
+@functools.cache
+def _tiny_maskrcnn() -> MaskRCNNConfig:
+    """A Mask R-CNN small enough to train in seconds on 64 x 64 tiles."""
+    from emdl.models.maskrcnn import MaskRCNNConfig
+
+    return MaskRCNNConfig(
+        filters=(64, 16, 32, 32),
+        fpn_width=16,
+        box_head_width=32,
+        mask_head_width=16,
+        rpn_batch=64,
+        roi_batch=32,
+        pre_nms_proposals=200,
+        proposals_train=64,
+        proposals_test=32,
+        classes=1,
+        tile=64,
+        overlap=16,
+        max_detections=20,
+    )
+
+
+@functools.cache
+def _tiny_unet() -> UNetConfig:
+    """The U-Net of :func:`tiny_config`."""
+    from emdl.models.unet import UNetConfig
+
+    return UNetConfig(depth=2, filters=4)
+
+
+_LAZY = {"TINY": _tiny_maskrcnn, "TINY_MODEL": _tiny_unet}
+
+
+def __getattr__(name: str):
+    """``TINY`` (the tiny Mask R-CNN config) and ``TINY_MODEL`` (the tiny U-Net config), built on
+    first use so that importing this module stays free of TensorFlow."""
+    if name in _LAZY:
+        return _LAZY[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def tiny_config(labels, images, epochs=2, **training) -> RunConfig:
+    """A U-Net run on ``labels`` and ``images``: 32-pixel windows, half the images validation."""
+    from emdl.train.config import DataConfig, RunConfig, TrainingConfig
+
+    data = DataConfig(
+        labels=(str(labels),),
+        images=str(images),
+        validation_fraction=0.5,
+        window=32,
+        stride=32,
+        batch_size=2,
+    )
+    return RunConfig(
+        data=data,
+        model=_tiny_unet(),
+        training=TrainingConfig(epochs=epochs, steps_per_epoch=2, **training),
+    )

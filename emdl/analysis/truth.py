@@ -6,8 +6,7 @@ import numpy as np
 
 from emdl.analysis.statistics import Defect, box_defect, mask_defects
 from emdl.annotations import Box, ImageAnnotation, Points, Polyline
-from emdl.labels.instances import shape_box
-from emdl.labels.rasterize import shape_mask
+from emdl.rasterize import shape_box, shape_mask
 
 
 def truth_defects(annotation: ImageAnnotation, *, as_boxes: bool = False) -> list[Defect]:

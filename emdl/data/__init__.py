@@ -2,7 +2,7 @@
 
 from emdl.data.augment import EFFECTS, Augmentation, Effect
 from emdl.data.datasets import (
-    KINDS,
+    TARGETS,
     build_dataset,
     detection_dataset,
     instance_dataset,
@@ -13,7 +13,7 @@ from emdl.data.sources import LabeledImage, load_labeled_images, split_by_image
 
 __all__ = [
     "EFFECTS",
-    "KINDS",
+    "TARGETS",
     "Augmentation",
     "Effect",
     "LabeledImage",

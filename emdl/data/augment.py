@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from emdl.data.normalize import min_max
+
 
 @dataclass(frozen=True)
 class _Kind:
@@ -277,15 +279,6 @@ def shift_boxes(boxes: tf.Tensor, shifts: tf.Tensor) -> tf.Tensor:
     return tf.stack([boxes[:, 0] + low, boxes[:, 1], boxes[:, 2] + high, boxes[:, 3]], axis=1)
 
 
-def normalize(images: tf.Tensor) -> tf.Tensor:
-    """Min-max scale each image of a batch ``(B, H, W, C)`` (or one ``(H, W, C)``) to [0, 1]; a
-    constant image becomes zeros (never NaN)."""
-    axes = [-3, -2, -1]
-    low = tf.reduce_min(images, axis=axes, keepdims=True)
-    span = tf.reduce_max(images, axis=axes, keepdims=True) - low
-    return tf.where(span > 0, (images - low) / tf.where(span > 0, span, 1.0), 0.0)
-
-
 def _blur(images: tf.Tensor, sigmas: tf.Tensor, radius: int) -> tf.Tensor:
     """Gaussian blur of ``(B, S, S, 1)`` with one sigma per image; the batch becomes the channels
     of a depthwise convolution so that each image gets its own kernel."""
@@ -342,7 +335,7 @@ def imaging_effects(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentati
     normalized to [0, 1]."""
     get = augmentation.get
     seeds = crop_seeds(seed)
-    images = normalize(images)
+    images = min_max(images)
     shape = tf.shape(images)
     per_image = tf.stack([shape[0], 1, 1, 1])
 
@@ -359,7 +352,7 @@ def imaging_effects(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentati
         rows = _smooth_interpolation(shape[1])
         columns = _smooth_interpolation(shape[2])
         field = tf.einsum("yi,bij,xj->byx", rows, coarse, columns)[..., tf.newaxis]
-        images = tf.where(applies, normalize(images + amplitude * field), images)
+        images = tf.where(applies, min_max(images + amplitude * field), images)
     if get("contrast") is not None:
         applies, gamma = draw("contrast")
         # exp(gamma log x) is x ** gamma; tf.pow with a broadcast exponent is 7 times slower.
@@ -387,4 +380,4 @@ def imaging_effects(images: tf.Tensor, seed: tf.Tensor, augmentation: Augmentati
         images = tf.where(
             applies, _salt_and_pepper(images, fraction, salt_pepper.high, seeds), images
         )
-    return normalize(images)
+    return min_max(images)

@@ -30,7 +30,6 @@ from emdl.data.augment import (
     crop_seeds,
     imaging_effects,
     jitter_shifts,
-    normalize,
     random_geometry,
     shift_boxes,
     shift_rows,
@@ -38,6 +37,7 @@ from emdl.data.augment import (
     warp_boxes,
     window_geometry,
 )
+from emdl.data.normalize import min_max
 from emdl.data.resize import Resize
 from emdl.data.sources import LabeledImage
 from emdl.errors import InputError
@@ -46,7 +46,7 @@ from emdl.labels import boxes as box_targets
 from emdl.labels import instances as instance_targets
 from emdl.labels import semantic_mask
 
-KINDS = ("semantic", "detection", "instances")
+TARGETS = ("semantic", "detection", "instances")
 
 
 def window_starts(size: int, window: int, stride: int) -> np.ndarray:
@@ -80,7 +80,7 @@ def window_batches(
 
 def _check(
     records: Sequence[LabeledImage],
-    kind: str,
+    target: str,
     window: int,
     stride: int,
     empty_crops,
@@ -89,8 +89,8 @@ def _check(
 ) -> float:
     """Refuse bad settings while building, not inside a running graph; returns the keep rate of
     crops without objects."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown target kind '{kind}', expected one of {KINDS}")
+    if target not in TARGETS:
+        raise ValueError(f"unknown target '{target}', expected one of {TARGETS}")
     if not records:
         raise ValueError("no labeled images to build a data set from")
     if not isinstance(window, int) or window <= 0:
@@ -117,20 +117,20 @@ def _check(
     return float(rate)
 
 
-def _signature(kind: str) -> dict[str, tf.TensorSpec]:
+def _signature(target: str) -> dict[str, tf.TensorSpec]:
     signature = {
         "image": tf.TensorSpec((None, None, 1), tf.float32),
         "fill": tf.TensorSpec((), tf.float32),
         "crops": tf.TensorSpec((), tf.int64),
         "starts": tf.TensorSpec((None, 2), tf.int32),
     }
-    if kind == "semantic":
+    if target == "semantic":
         signature["mask"] = tf.TensorSpec((None, None, 1), tf.uint8)
     else:
         signature["boxes"] = tf.TensorSpec((None, 4), tf.float32)
         signature["classes"] = tf.TensorSpec((None,), tf.int32)
         signature["areas"] = tf.TensorSpec((None,), tf.float32)
-    if kind == "instances":
+    if target == "instances":
         signature["masks"] = tf.TensorSpec((None, None, None), tf.uint8)
     return signature
 
@@ -138,7 +138,7 @@ def _signature(kind: str) -> dict[str, tf.TensorSpec]:
 def _elements(
     records: Sequence[LabeledImage],
     classes: Sequence[str],
-    kind: str,
+    target: str,
     window: int,
     stride: int,
     line_width: float,
@@ -158,10 +158,10 @@ def _elements(
             "crops": np.int64(math.ceil(image.size / window**2)),
             "starts": np.stack(np.meshgrid(tops, lefts, indexing="ij"), -1).reshape(-1, 2),
         }
-        if kind == "semantic":
+        if target == "semantic":
             mask = semantic_mask(annotation, classes, line_width=line_width)
             element["mask"] = resize.image(mask, order=0)[..., np.newaxis]
-        elif kind == "detection":
+        elif target == "detection":
             targets = box_targets(annotation, classes, line_width=line_width)
             boxes = resize.boxes(targets["boxes"], height, width)
             x0, y0, x1, y1 = boxes.T
@@ -196,12 +196,12 @@ def _mask_boxes(masks: tf.Tensor) -> tf.Tensor:
 class _Cropper:
     """Cuts (and, for training, augments) one crop with its targets."""
 
-    def __init__(self, kind: str, window: int, augmentation: Augmentation | None, min_visible):
-        self.kind, self.window, self.min_visible = kind, window, min_visible
+    def __init__(self, target: str, window: int, augmentation: Augmentation | None, min_visible):
+        self.target, self.window, self.min_visible = target, window, min_visible
         self.augmentation = augmentation or Augmentation()
 
     def __call__(self, element: dict, linear, centre, seeds) -> dict:
-        window, kind = self.window, self.kind
+        window, target = self.window, self.target
         crop = {
             "image": warp(
                 element["image"],
@@ -216,10 +216,10 @@ class _Cropper:
         shifts = None if seeds is None else jitter_shifts(seeds, window, self.augmentation)
         if shifts is not None:
             crop["image"] = shift_rows(crop["image"], shifts)
-        if kind == "semantic":
+        if target == "semantic":
             mask = warp(element["mask"], linear, centre, window, **nearest)
             crop["mask"] = mask if shifts is None else shift_rows(mask, shifts)
-        elif kind == "instances":
+        elif target == "instances":
             masks = warp(element["masks"], linear, centre, window, **nearest)
             if shifts is not None:
                 masks = shift_rows(masks, shifts)
@@ -241,14 +241,14 @@ class _Cropper:
             crop["boxes"] = tf.boolean_mask(clipped, keep)
             crop["classes"] = tf.boolean_mask(element["classes"], keep)
         if seeds is None:
-            crop["image"] = normalize(crop["image"])
+            crop["image"] = min_max(crop["image"])
         return crop
 
 
 def build_dataset(
     records: Sequence[LabeledImage],
     classes: Sequence[str],
-    kind: str,
+    target: str,
     *,
     window: int = 256,
     batch_size: int = 8,
@@ -265,7 +265,7 @@ def build_dataset(
     shuffle_buffer: int = 64,
     resize: Resize | None = None,
 ) -> tf.data.Dataset:
-    """Batches of crops of ``records`` for target ``kind`` ("semantic", "detection",
+    """Batches of crops of ``records`` for target ``target`` ("semantic", "detection",
     "instances"); see the module docstring for their shapes.
 
     ``training=True`` gives an endless stream of random crops augmented with ``augmentation``
@@ -280,14 +280,14 @@ def build_dataset(
     """
     stride = window // 2 if stride is None else stride
     resize = resize or Resize()
-    keep_rate = _check(records, kind, window, stride, empty_crops, min_visible, resize)
+    keep_rate = _check(records, target, window, stride, empty_crops, min_visible, resize)
     classes = list(classes)
     records = list(records)
     source = tf.data.Dataset.from_generator(
-        lambda: _elements(records, classes, kind, window, stride, line_width, resize),
-        output_signature=_signature(kind),
+        lambda: _elements(records, classes, target, window, stride, line_width, resize),
+        output_signature=_signature(target),
     ).cache()
-    cropper = _Cropper(kind, window, augmentation if training else None, min_visible)
+    cropper = _Cropper(target, window, augmentation if training else None, min_visible)
     seed_pair = tf.constant([seed, 0], tf.int64)
 
     if training:
@@ -318,7 +318,7 @@ def build_dataset(
         def wanted(index: tf.Tensor, crop: dict) -> tf.Tensor:
             found = (
                 tf.reduce_any(crop["mask"] > 0)
-                if kind == "semantic"
+                if target == "semantic"
                 else tf.size(crop["classes"]) > 0
             )
             draw = tf.random.stateless_uniform([], seed_pair + tf.stack([1, index]))
@@ -328,11 +328,11 @@ def build_dataset(
     if training and shuffle_buffer > 1:
         crops = crops.shuffle(shuffle_buffer, seed=seed)
     crops = crops.map(
-        lambda crop: _outputs(crop, kind, len(classes), bounding_box_format, one_hot),
+        lambda crop: _outputs(crop, target, len(classes), bounding_box_format, one_hot),
         num_parallel_calls=autotune,
         deterministic=True,
     )
-    if kind == "semantic":
+    if target == "semantic":
         batches = crops.batch(batch_size)
     else:
         batches = crops.ragged_batch(batch_size)
@@ -355,9 +355,9 @@ def build_dataset(
     return batches.prefetch(autotune).with_options(options)
 
 
-def _outputs(crop: dict, kind: str, n_classes: int, bounding_box_format: str, one_hot: bool):
+def _outputs(crop: dict, target: str, n_classes: int, bounding_box_format: str, one_hot: bool):
     image = crop["image"]
-    if kind == "semantic":
+    if target == "semantic":
         mask = tf.cast(crop["mask"], tf.int32)
         if one_hot:
             return image, tf.one_hot(mask[..., 0], n_classes + 1, dtype=tf.float32)
@@ -371,7 +371,7 @@ def _outputs(crop: dict, kind: str, n_classes: int, bounding_box_format: str, on
             boxes, "xyxy", bounding_box_format, height=window, width=window
         )
     targets = {"boxes": boxes, "classes": tf.cast(crop["classes"], tf.float32)}
-    if kind == "instances":
+    if target == "instances":
         targets["masks"] = crop["masks"]
     return image, targets
 

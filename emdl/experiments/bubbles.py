@@ -29,8 +29,8 @@ def arguments(
 def find_data(name: str, data_dir: str | None) -> tuple[Path, tuple[Path, Path] | None] | None:
     """The bubbles folder and its test pair (None when held back), with a line saying what will
     be scored; or None after one line on stderr saying why the data was not found."""
-    from emdl.datasets import BUBBLES, locate, test_pair
     from emdl.errors import EmdlError
+    from emdl.sample_data import BUBBLES, locate, test_pair
 
     try:
         folder = locate(BUBBLES, data_dir)

@@ -52,9 +52,8 @@ def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
     from emdl.io.image import read_image
     from emdl.metrics.evaluate import score_masks
     from emdl.metrics.instances import union_mask
-    from emdl.predict.masks import segment_objects
 
-    found = segment_objects(model, read_image(image_path), config.model)
+    found = config.model_kind.predict(model, read_image(image_path), config)
     threshold = config.model.score_threshold
     predicted = union_mask(found, threshold)
     truth = (read_image(label_path) > 0.5).astype("uint8")
@@ -72,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     folder, pair = found
 
-    from emdl.datasets import BUBBLES
+    from emdl.sample_data import BUBBLES
 
     config = default_config(
         [str(folder / name) for name in BUBBLES.train_labels],

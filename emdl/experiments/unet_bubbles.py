@@ -44,9 +44,8 @@ def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
     """IoU and Dice of the model's mask of the test image against its 0/255 label image."""
     from emdl.io.image import read_image
     from emdl.metrics.evaluate import score_masks
-    from emdl.train.run import predicted_mask
 
-    predicted = predicted_mask(model, read_image(image_path), config)
+    predicted = config.model_kind.predict(model, read_image(image_path), config)
     truth = (read_image(label_path) > 0.5).astype("uint8")
     return score_masks([("test_image.png", predicted, truth)], list(config.classes))
 

@@ -24,13 +24,12 @@ def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
 
     from emdl.io.image import read_image
     from emdl.metrics.detection import score_detections
-    from emdl.predict.detect import detect_objects
 
     image = read_image(image_path)
     regions = regionprops(label(read_image(label_path) > 0.5))
     boxes = [[r.bbox[1], r.bbox[0], r.bbox[3], r.bbox[2]] for r in regions]
     truth = {"boxes": boxes, "classes": [0] * len(boxes)}
-    found = detect_objects(model, image, config.model)
+    found = config.model_kind.predict(model, image, config)
     metrics = score_detections([(image_path.name, found, truth)], list(config.classes))
     return metrics | {"evaluated_on": "test_image"}
 
@@ -44,8 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     folder, pair = found
 
-    from emdl.datasets import BUBBLES
     from emdl.experiments.yolo_loops import detector_config, report
+    from emdl.sample_data import BUBBLES
 
     config = detector_config(
         [str(folder / name) for name in BUBBLES.train_labels],

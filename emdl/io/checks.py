@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from emdl.annotations import Box, Mask, Polygon, Polyline, Shape
-from emdl.labels.rasterize import shape_mask
+from emdl.rasterize import shape_mask
 
 _MIN_POINTS = {Polygon: 3, Polyline: 2}
 

@@ -52,7 +52,7 @@ from emdl.annotations import (
 )
 from emdl.errors import InputError
 from emdl.io.checks import clip_shape, shape_problem
-from emdl.labels.rasterize import shape_mask
+from emdl.rasterize import shape_mask
 
 SHAPE_KEY = "emdl_shape"
 ELLIPSE_VERTICES = 64

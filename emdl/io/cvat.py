@@ -115,8 +115,8 @@ def _meta_labels(path: str, meta: Any) -> list[Label]:
     """Labels from ``<meta>`` of a job, task or project export, in the file's order."""
     if not isinstance(meta, dict):
         raise InputError(path, "not a CVAT for images export: no <meta>")
-    for kind in ("job", "task", "project"):
-        owner = meta.get(kind)
+    for level in ("job", "task", "project"):
+        owner = meta.get(level)
         if isinstance(owner, dict) and isinstance(owner.get("labels"), dict):
             return [
                 Label(_text(item.get("name")), _text(item.get("color")), _text(item.get("type")))
@@ -135,7 +135,7 @@ class _ImageReader:
     def error(self, node: dict, problem: str) -> InputError:
         return InputError(self.path, problem, _line(node))
 
-    def number(self, node: dict, key: str, what: str, kind: type = float) -> Any:
+    def number(self, node: dict, key: str, what: str, number_type: type = float) -> Any:
         raw = node.get("@" + key)
         if raw is None:
             raise self.error(node, f"{what} has no '{key}'")
@@ -143,9 +143,9 @@ class _ImageReader:
             value = float(raw)
         except ValueError:
             raise self.error(node, f"{what} has a non-numeric {key}='{raw}'") from None
-        if not math.isfinite(value) or (kind is int and not value.is_integer()):
+        if not math.isfinite(value) or (number_type is int and not value.is_integer()):
             raise self.error(node, f"{what} has an invalid {key}='{raw}'")
-        return int(value) if kind is int else value
+        return int(value) if number_type is int else value
 
     def points(self, node: dict, what: str) -> tuple[tuple[float, float], ...]:
         raw = node.get("@points")
@@ -162,7 +162,7 @@ class _ImageReader:
             points.append((x, y))
         return tuple(points)
 
-    def shape(self, kind: str, node: dict, what: str) -> Shape:
+    def shape(self, shape_type: str, node: dict, what: str) -> Shape:
         common: dict[str, Any] = {
             "label": node["@label"],
             "occluded": node.get("@occluded", "0") == "1",
@@ -176,12 +176,12 @@ class _ImageReader:
         }
         if "@group_id" in node:
             common["group_id"] = self.number(node, "group_id", what, int)
-        if kind in ("polygon", "polyline", "points"):
-            return SHAPE_TYPES[kind](points=self.points(node, what), **common)
-        geometry = {key: self.number(node, key, what) for key in _SHAPE_GEOMETRY[kind]}
-        if kind in ("box", "ellipse"):
+        if shape_type in ("polygon", "polyline", "points"):
+            return SHAPE_TYPES[shape_type](points=self.points(node, what), **common)
+        geometry = {key: self.number(node, key, what) for key in _SHAPE_GEOMETRY[shape_type]}
+        if shape_type in ("box", "ellipse"):
             rotation = self.number(node, "rotation", what) if "@rotation" in node else 0.0
-            return SHAPE_TYPES[kind](**geometry, rotation=rotation, **common)
+            return SHAPE_TYPES[shape_type](**geometry, rotation=rotation, **common)
         return self.mask(node, what, common)
 
     def mask(self, node: dict, what: str, common: dict[str, Any]) -> Mask:
@@ -221,29 +221,29 @@ class _ImageReader:
         ]
         children.sort(key=lambda item: _position(item[1]) if isinstance(item[1], dict) else (0, 0))
         placed: list[tuple[int, int, Shape]] = []
-        for index, (kind, child) in enumerate(children):
+        for index, (shape_type, child) in enumerate(children):
             if not isinstance(child, dict) or _POSITION not in child:
                 child = {}
-            if kind == "tag":
+            if shape_type == "tag":
                 tag = self.tag(child, name, index)
                 if tag is not None:
                     image.tags.append(tag)
                 continue
-            if kind not in SHAPE_TYPES:
-                self.report.skip(self.path, name, kind, index, "unknown shape type")
+            if shape_type not in SHAPE_TYPES:
+                self.report.skip(self.path, name, shape_type, index, "unknown shape type")
                 continue
             label = child.get("@label")
             if label is None:
-                raise self.error(child, f"{kind} #{index} in {what} has no 'label'")
+                raise self.error(child, f"{shape_type} #{index} in {what} has no 'label'")
             if label not in self.labels:
-                self.report.skip(self.path, name, kind, index, "label not declared in <meta>")
+                self.report.skip(self.path, name, shape_type, index, "label not declared in <meta>")
                 continue
-            shape = self.shape(kind, child, f"{kind} #{index} in {what}")
+            shape = self.shape(shape_type, child, f"{shape_type} #{index} in {what}")
             shape, outside = clip_shape(shape, width, height)
             self.report.clipped += outside
             problem = shape_problem(shape)
             if problem is not None:
-                self.report.skip(self.path, name, kind, index, problem)
+                self.report.skip(self.path, name, shape_type, index, problem)
                 continue
             placed.append((shape.z_order, index, shape))
         image.shapes = [shape for _, _, shape in sorted(placed, key=lambda item: item[:2])]

@@ -1,7 +1,7 @@
-"""Label encoders: shapes to semantic masks, detection boxes and instance masks."""
+"""Label encoders: shapes to the targets the models learn from (semantic masks, detection
+boxes, instance masks)."""
 
-from emdl.labels.instances import boxes, convert_boxes, instances, shape_box
-from emdl.labels.rasterize import shape_mask
+from emdl.labels.instances import boxes, convert_boxes, instances
 from emdl.labels.semantic import semantic_mask
 
-__all__ = ["boxes", "convert_boxes", "instances", "semantic_mask", "shape_box", "shape_mask"]
+__all__ = ["boxes", "convert_boxes", "instances", "semantic_mask"]

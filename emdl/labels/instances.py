@@ -6,27 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emdl.annotations import ImageAnnotation, Points, Polyline, Shape
-from emdl.labels.rasterize import shape_mask
-from emdl.labels.semantic import class_index
-
-
-def shape_box(shape: Shape, height: int, width: int, *, line_width: float = 1.0) -> np.ndarray:
-    """Box around ``shape`` clipped to the image, float32 ``(4,)`` "xyxy" in pixels. Lines and
-    points are widened by ``line_width / 2`` on every side, as they are drawn."""
-    x0, y0, x1, y1 = shape.bounds
-    if isinstance(shape, (Polyline, Points)):
-        pad = line_width / 2
-        x0, y0, x1, y1 = x0 - pad, y0 - pad, x1 + pad, y1 + pad
-    return np.array(
-        [
-            min(max(x0, 0), width),
-            min(max(y0, 0), height),
-            min(max(x1, 0), width),
-            min(max(y1, 0), height),
-        ],
-        dtype=np.float32,
-    )
+from emdl.annotations import ImageAnnotation
+from emdl.rasterize import image_boxes, shape_mask
 
 
 def convert_boxes(
@@ -52,15 +33,12 @@ def boxes(
     """Detection targets of ``image``: ``{"boxes": float32 (N, 4) in bounding_box_format,
     "classes": int32 (N,)}``, one row per shape in the image's order; class ``i`` is
     ``classes[i]`` (0-based, no background class, as keras-cv expects)."""
-    xyxy = np.zeros((len(image.shapes), 4), dtype=np.float32)
-    for row, shape in enumerate(image.shapes):
-        xyxy[row] = shape_box(shape, image.height, image.width, line_width=line_width)
-    indices = [class_index(shape.label, classes, image.name) for shape in image.shapes]
+    xyxy, indices = image_boxes(image, classes, line_width=line_width)
     return {
         "boxes": convert_boxes(
             xyxy, "xyxy", bounding_box_format, height=image.height, width=image.width
         ),
-        "classes": np.array(indices, dtype=np.int32),
+        "classes": indices,
     }
 
 

@@ -17,26 +17,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` with every box of ``b``.
-
-    Parameters
-    ----------
-    a, b : array_like, ``(N, 4)`` and ``(M, 4)``
-        Boxes "xyxy" in pixels; no +1 on widths, as modern pycocotools.
-
-    Returns
-    -------
-    numpy.ndarray
-        float64 ``(N, M)``; 0 where the union is empty (two degenerate boxes).
-    """
-    a, b = _boxes(a, "a"), _boxes(b, "b")
-    low = np.maximum(a[:, None, :2], b[None, :, :2])
-    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(high - low, 0, None), axis=-1)
-    union = _area(a)[:, None] + _area(b)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+from emdl.boxes import as_boxes, box_iou
 
 
 def match_detections(
@@ -62,7 +43,7 @@ def match_detections(
     numpy.ndarray
         bool ``(N,)`` in the input order of the detections.
     """
-    pred_boxes, true_boxes = _boxes(pred_boxes, "pred_boxes"), _boxes(true_boxes, "true_boxes")
+    pred_boxes, true_boxes = as_boxes(pred_boxes, "pred_boxes"), as_boxes(true_boxes, "true_boxes")
     pred_scores = np.asarray(pred_scores, np.float64).reshape(-1)
     if len(pred_scores) != len(pred_boxes):
         raise ValueError(f"{len(pred_scores)} scores for {len(pred_boxes)} boxes")
@@ -109,9 +90,9 @@ def score_detections(images: Iterable[tuple[str, dict, dict]], classes: Sequence
     """
     records = []  # (name, boxes, classes, scores, true boxes, true classes, tp flags)
     for name, predicted, truth in images:
-        boxes, labels = _boxes(predicted["boxes"], name), _classes(predicted, classes, name)
+        boxes, labels = as_boxes(predicted["boxes"], name), _classes(predicted, classes, name)
         scores = np.asarray(predicted["scores"], np.float64).reshape(-1)
-        true_boxes, true_labels = _boxes(truth["boxes"], name), _classes(truth, classes, name)
+        true_boxes, true_labels = as_boxes(truth["boxes"], name), _classes(truth, classes, name)
         if not len(scores) == len(labels) == len(boxes) or len(true_labels) != len(true_boxes):
             raise ValueError(f"{name}: boxes, classes and scores differ in length")
         tp = np.zeros(len(boxes), bool)
@@ -222,22 +203,9 @@ def _annotation(image: int, box: np.ndarray, label: int) -> dict:
     }
 
 
-def _boxes(boxes, name: str) -> np.ndarray:
-    boxes = np.asarray(boxes, np.float64)
-    if boxes.size == 0:
-        return boxes.reshape(0, 4)
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{name}: boxes must be (N, 4) xyxy, got shape {boxes.shape}")
-    return boxes
-
-
 def _classes(labels: dict, classes: Sequence[str], name: str) -> np.ndarray:
     values = np.asarray(labels["classes"]).reshape(-1)
     indices = values.astype(np.int64)
     if (indices != values).any() or (indices < 0).any() or (indices >= len(classes)).any():
         raise ValueError(f"{name}: classes must be integer indices into {list(classes)}")
     return indices
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)

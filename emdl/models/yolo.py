@@ -9,6 +9,8 @@ Two things keras-cv leaves out of Ultralytics' YOLOv8, which its detector trains
 - priors for the head's last biases: class logits start at the log-odds of about five objects per
   crop (instead of 0.5 everywhere, which floods the loss with negatives), box logits at 1.
 
+What they need of keras-cv's private internals comes through :mod:`emdl.models.keras_cv_adapter`.
+
 The model takes float32 images ``(B, S, S, 1)`` in [0, 1], ``S`` a multiple of 32, and returns
 raw head outputs; :meth:`Detector.predict` and ``decode_predictions`` give final detections
 ``{"boxes" (B, K, 4) "xyxy" pixels, "classes" (B, K), "confidence" (B, K), "num_detections"
@@ -23,15 +25,10 @@ from dataclasses import asdict, dataclass
 import keras
 import keras_cv
 from keras import ops
-from keras_cv.src import bounding_box
-from keras_cv.src.models.object_detection.yolo_v8.yolo_v8_detector import (
-    BOX_REGRESSION_CHANNELS,
-    decode_regression_to_boxes,
-    dist2bbox,
-    get_anchors,
-)
 
-from emdl.data.resize import Resize
+from emdl.models import keras_cv_adapter as kcv
+from emdl.models.inference import TiledInference
+from emdl.models.keras_cv_adapter import BOX_REGRESSION_CHANNELS, STRIDES
 from emdl.settings import from_known_fields
 
 # (stackwise_channels, stackwise_depth) of keras-cv's backbone presets, built here without
@@ -42,56 +39,30 @@ SIZES: dict[str, tuple[list[int], list[int]]] = {
     "s": ([64, 128, 256, 512], [1, 2, 2, 1]),
     "m": ([96, 192, 384, 576], [2, 4, 4, 2]),
 }
-STRIDES = (8, 16, 32)
 BINS = BOX_REGRESSION_CHANNELS // 4
 
 
 @dataclass(frozen=True)
-class DetectorConfig:
+class DetectorConfig(TiledInference):
     """Everything that shapes a detector; stored in the run's ``config.json``.
 
     ``size`` names the backbone (:data:`SIZES`); ``fpn_depth`` blocks per path-aggregation step;
-    ``classes`` object classes (0: as many as the labels have). Micrographs are resized before
-    the model sees them, by ``scale`` or so that their longer side is ``longest_side`` pixels,
-    so that objects have the pixel size they were trained at; whole micrographs are predicted in
-    ``tile`` x ``tile`` tiles (resized pixels) overlapping by ``overlap``.
-    ``confidence_threshold``, ``iou_threshold`` and ``max_detections`` configure the non-max
-    suppression that decodes predictions.
+    ``classes`` object classes (0: as many as the labels have); resizing, tiles and non-max
+    suppression as :class:`~emdl.models.inference.TiledInference` says (tiles of 640 overlapping
+    by 128, NMS at IoU 0.6, at most 300 detections per tile).
     """
 
     size: str = "xs"
     fpn_depth: int = 1
     classes: int = 0
-    scale: float = 1.0
-    longest_side: int | None = None
-    tile: int = 640
-    overlap: int = 128
-    confidence_threshold: float = 0.05
-    iou_threshold: float = 0.6
-    max_detections: int = 300
 
-    multiple = 32  # the coarsest stride: input sizes must divide by it
-
-    def __post_init__(self) -> None:
-        checks = [
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
             (self.size in SIZES, f"size must be one of {sorted(SIZES)}, got {self.size!r}"),
             (self.fpn_depth >= 1, f"fpn_depth must be at least 1, got {self.fpn_depth}"),
             (self.classes >= 0, f"classes must be 0 (from the labels) or more, got {self.classes}"),
-            (self.tile > 0 and self.tile % self.multiple == 0, "tile must divide by 32"),
-            (0 <= self.overlap < self.tile, f"overlap must be in [0, tile), got {self.overlap}"),
-            (0 <= self.confidence_threshold < 1, "confidence_threshold must be in [0, 1)"),
-            (0 < self.iou_threshold <= 1, "iou_threshold must be in (0, 1]"),
-            (self.max_detections >= 1, "max_detections must be at least 1"),
+            *super().checks(),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"model: {message}")
-        self.resize  # noqa: B018 -- refuses a bad scale or longest_side now
-
-    @property
-    def resize(self) -> Resize:
-        """How micrographs are resized before the model sees them."""
-        return Resize(self.scale, self.longest_side)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,37 +95,23 @@ class Detector(keras_cv.models.YOLOV8Detector):
     def compute_loss(self, x, y, y_pred, sample_weight=None, **kwargs):
         # keras-cv's compute_loss, with the DFL term added; it needs the label assignment's
         # intermediate results, so the assignment is repeated here rather than called.
-        box_logits, pred_scores = y_pred["boxes"], y_pred["classes"]
-        anchor_points, stride_tensor = get_anchors(image_shape=x.shape[1:])
-        stride_tensor = ops.expand_dims(stride_tensor, axis=-1)
-        pred_bboxes = dist2bbox(decode_regression_to_boxes(box_logits), anchor_points)
-        mask_gt = ops.all(y["boxes"] > -1.0, axis=-1, keepdims=True)
-        gt_bboxes = bounding_box.convert_format(
-            y["boxes"], source=self.bounding_box_format, target="xyxy", images=x
-        )
-        target_bboxes, target_scores, fg_mask = self.label_encoder(
-            pred_scores,
-            ops.cast(pred_bboxes * stride_tensor, gt_bboxes.dtype),
-            anchor_points * stride_tensor,
-            y["classes"],
-            gt_bboxes,
-            mask_gt,
-        )
-        target_bboxes /= stride_tensor
+        assigned = kcv.assign_labels(self, x, y, y_pred)
+        target_bboxes, target_scores = assigned.target_bboxes, assigned.target_scores
         target_scores_sum = ops.maximum(ops.sum(target_scores), 1)
-        box_weight = ops.sum(target_scores, axis=-1) * fg_mask  # (B, A)
-        fg = fg_mask[..., None]
-        loss = super(keras_cv.models.YOLOV8Detector, self).compute_loss(
-            x=x,
-            y={"box": target_bboxes * fg, "class": target_scores},
-            y_pred={"box": pred_bboxes * fg, "class": pred_scores},
-            sample_weight={
-                "box": self.box_loss_weight * box_weight[..., None] / target_scores_sum,
-                "class": self.classification_loss_weight / target_scores_sum,
-            },
+        box_weight = ops.sum(target_scores, axis=-1) * assigned.fg_mask  # (B, A)
+        fg = assigned.fg_mask[..., None]
+        loss = kcv.compiled_loss(
+            self,
+            x,
+            box_true=target_bboxes * fg,
+            box_pred=assigned.pred_bboxes * fg,
+            class_true=target_scores,
+            class_pred=y_pred["classes"],
+            box_weight=self.box_loss_weight * box_weight[..., None] / target_scores_sum,
+            class_weight=self.classification_loss_weight / target_scores_sum,
             **kwargs,
         )
-        dfl = distribution_focal_loss(box_logits, target_bboxes, anchor_points)
+        dfl = distribution_focal_loss(y_pred["boxes"], target_bboxes, assigned.anchor_points)
         return loss + self.dfl_loss_weight * ops.sum(dfl * box_weight) / target_scores_sum
 
     def get_config(self):
@@ -204,12 +161,7 @@ def build_detector(config: DetectorConfig, window: int = 640) -> Detector:
             max_detections=config.max_detections,
         ),
     )
-    for level, stride in enumerate(STRIDES, start=1):
-        # Ultralytics' priors: about five objects per crop, spread over the level's cells.
-        prior = 5 / config.classes / (window / stride) ** 2
-        head = f"yolo_v8_head_{level}"
-        kernel, bias = model.get_layer(f"{head}_class_3_conv").get_weights()
-        model.get_layer(f"{head}_class_3_conv").set_weights([kernel, bias * 0 + math.log(prior)])
-        kernel, bias = model.get_layer(f"{head}_box_3_conv").get_weights()
-        model.get_layer(f"{head}_box_3_conv").set_weights([kernel, bias * 0 + 1.0])
+    # Ultralytics' priors: about five objects per crop, spread over each level's cells.
+    priors = [5 / config.classes / (window / stride) ** 2 for stride in STRIDES]
+    kcv.set_head_priors(model, [math.log(prior) for prior in priors], box_bias=1.0)
     return model

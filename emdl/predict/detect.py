@@ -15,18 +15,12 @@ tile sees it whole); larger objects may be found in pieces.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emdl.data.datasets import window_starts
+from emdl.boxes import box_area, box_intersection
 from emdl.data.resize import Resize
-from emdl.predict.tiled import min_max_tiles, pad_to_multiple
-
-if TYPE_CHECKING:  # keras-cv loads slowly; only the type is needed here
-    import keras
-
-    from emdl.models.yolo import DetectorConfig
+from emdl.predict.tiled import pad_to_multiple, tile_batches
 
 EDGE = 2.0  # pixels of the tile within which a box touches its edge
 CONTAINED = 0.7  # fraction of a cut box's area inside a kept box that suppresses it
@@ -34,7 +28,7 @@ CONTAINED = 0.7  # fraction of a cut box's area inside a kept box that suppresse
 
 def _merge(boxes, classes, scores, cut, iou_threshold: float) -> np.ndarray:
     """Indices kept by class-wise NMS over xyxy ``boxes`` that prefers boxes not ``cut``."""
-    area = np.prod(np.maximum(boxes[:, 2:] - boxes[:, :2], 0), axis=1)
+    area = box_area(boxes)
     order = np.lexsort((-scores, cut))
     suppressed = np.zeros(len(boxes), bool)
     keep = []
@@ -42,9 +36,7 @@ def _merge(boxes, classes, scores, cut, iou_threshold: float) -> np.ndarray:
         if suppressed[i]:
             continue
         keep.append(i)
-        low = np.maximum(boxes[i, :2], boxes[:, :2])
-        high = np.minimum(boxes[i, 2:], boxes[:, 2:])
-        inter = np.prod(np.maximum(high - low, 0), axis=1)
+        inter = box_intersection(boxes[i : i + 1], boxes)[0]
         iou = inter / np.maximum(area[i] + area - inter, 1e-9)
         contained = cut & (inter >= CONTAINED * area)
         suppressed |= (classes == classes[i]) & ((iou > iou_threshold) | contained)
@@ -96,25 +88,15 @@ def detect_image(
         raise ValueError(f"tile must be a positive multiple of 32, got {tile}")
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap must be in [0, {tile}), got {overlap}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_detections < 0:
         raise ValueError(f"max_detections must be >= 0, got {max_detections}")
     padded, (height, width) = pad_to_multiple((resize or Resize()).image(image), 32, tile)
-    stride = tile - overlap
-    corners = [
-        (top, left)
-        for top in window_starts(padded.shape[0], tile, stride)
-        for left in window_starts(padded.shape[1], tile, stride)
-    ]
     found = []  # per tile: boxes (n, 4) in resized-image pixels, classes, scores, cut
     found_masks = []  # per tile, when the detector gives masks: masks (n, M, M), unclipped boxes
-    for start in range(0, len(corners), batch_size):
-        batch_corners = corners[start : start + batch_size]
-        tiles = np.stack([padded[t : t + tile, c : c + tile] for t, c in batch_corners])
-        if normalize_tiles:
-            tiles = min_max_tiles(tiles)
-        out = predict_batch(tiles[..., np.newaxis].astype(np.float32))
+    for batch_corners, tiles in tile_batches(
+        padded, tile, overlap, batch_size, normalize_tiles=normalize_tiles
+    ):
+        out = predict_batch(tiles)
         out = {key: np.asarray(value) for key, value in out.items()}
         for k, (t, c) in enumerate(batch_corners):
             n = int(out["num_detections"][k])
@@ -154,18 +136,3 @@ def detect_image(
         result["masks"] = masks[wanted][keep].astype(np.float32)
         result["mask_boxes"] = (mask_boxes[wanted][keep] / factor).astype(np.float32).reshape(-1, 4)
     return result
-
-
-def detect_objects(model: keras.Model, image: np.ndarray, config: DetectorConfig) -> dict:
-    """Detections in a whole micrograph (float32 ``(H, W)``), resized and cut into tiles as
-    ``config`` says and merged across tiles: ``{"boxes" float32 (N, 4) "xyxy" image pixels,
-    "classes" int32 (N,), "scores" float32 (N,)}``."""
-    return detect_image(
-        model.predict_on_batch,
-        image,
-        tile=config.tile,
-        overlap=config.overlap,
-        resize=config.resize,
-        iou_threshold=config.iou_threshold,
-        batch_size=1,
-    )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import local_maxima, reconstruction
-from skimage.segmentation import watershed
+from skimage.segmentation import relabel_sequential, watershed
 
 # The smallest split depth, in pixels: outline noise on a pixel grid makes dips of about this.
 MIN_SPLIT_DEPTH = 1.0
@@ -193,10 +193,9 @@ def instances_from_probabilities(
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     keep = areas >= min_area
     if not keep.all():
-        # Renumber the kept objects 1..N in their order; the dropped ones become background.
-        renumber = np.zeros(count + 1, np.int32)
-        renumber[1:][keep] = np.arange(1, keep.sum() + 1, dtype=np.int32)
-        labels = renumber[labels]
+        # The dropped objects become background, and relabel_sequential numbers the kept ones
+        # 1..N in the order of their labels (int32 labels stay int32).
+        labels = relabel_sequential(np.where(np.r_[False, keep][labels], labels, 0))[0]
         count = int(keep.sum())
         areas = areas[keep]
     flat = labels.ravel()

@@ -11,18 +11,13 @@ higher-scoring detection owning the pixels where two overlap.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
+from skimage.segmentation import relabel_sequential
 
 from emdl.data.resize import Resize
 from emdl.predict.detect import detect_image
 from emdl.predict.instances import Instances, _boxes_of, _touches_edge
-
-if TYPE_CHECKING:  # keras-cv loads slowly; only the types are needed here
-    import keras
-
-    from emdl.models.maskrcnn import MaskRCNNConfig
 
 
 def _window(box: np.ndarray, height: int, width: int) -> tuple[slice, slice]:
@@ -140,10 +135,9 @@ def instances_from_masks(
         labels[rows, cols][pasted] = rank + 1
     areas = np.bincount(labels.ravel(), minlength=len(ranked) + 1)[1:]
     keep = areas >= max(min_area, 1)
-    # Renumber the kept instances 1..N in rank order; the dropped ones become background.
-    renumber = np.zeros(len(ranked) + 1, np.int32)
-    renumber[1:][keep] = np.arange(1, keep.sum() + 1, dtype=np.int32)
-    labels = renumber[labels]
+    # The dropped instances become background, and relabel_sequential numbers the kept ones
+    # 1..N in the order of their labels, which is rank order (int32 labels stay int32).
+    labels = relabel_sequential(np.where(np.r_[False, keep][labels], labels, 0))[0]
     kept = ranked[keep]
     count = len(kept)
     return Instances(
@@ -202,28 +196,5 @@ def segment_instances(
         width,
         score_threshold=score_threshold,
         mask_threshold=mask_threshold,
-        min_area=min_area,
-    )
-
-
-def segment_objects(
-    model: keras.Model,
-    image: np.ndarray,
-    config: MaskRCNNConfig,
-    *,
-    score_threshold: float = 0.0,
-    min_area: float = 0.0,
-) -> Instances:
-    """Instances of a whole micrograph (float32 ``(H, W)``) by a Mask R-CNN, resized and cut
-    into tiles as ``config`` says (:func:`segment_instances`), with its NMS and mask threshold."""
-    return segment_instances(
-        model.predict_on_batch,
-        image,
-        tile=config.tile,
-        overlap=config.overlap,
-        resize=config.resize,
-        iou_threshold=config.iou_threshold,
-        score_threshold=score_threshold,
-        mask_threshold=config.mask_threshold,
         min_area=min_area,
     )

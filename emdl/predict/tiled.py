@@ -7,11 +7,12 @@ the tile, not the image; the image-sized sums of weighted predictions are float3
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from emdl.data.datasets import window_starts
+from emdl.data.normalize import min_max
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int, minimum: int = 0) -> tuple[np.ndarray, tuple]:
@@ -36,12 +37,36 @@ def blend_weights(tile: int, overlap: int) -> np.ndarray:
     return np.outer(ramp, ramp)
 
 
-def min_max_tiles(tiles: np.ndarray) -> np.ndarray:
-    """Each tile of ``(B, t, t)`` min-max scaled to [0, 1] like the training crops (a flat tile
-    becomes 0)."""
-    low = tiles.min(axis=(1, 2), keepdims=True)
-    span = tiles.max(axis=(1, 2), keepdims=True) - low
-    return np.where(span > 0, (tiles - low) / np.where(span > 0, span, 1), 0)
+def tile_batches(
+    padded: np.ndarray,
+    tile: int,
+    overlap: int,
+    batch_size: int,
+    *,
+    normalize_tiles: bool = True,
+) -> Iterator[tuple[list[tuple[int, int]], np.ndarray]]:
+    """The one tile loop of every tiled prediction: ``(corners, tiles)`` batches of ``padded``
+    (float32 ``(H, W)``, at least one tile each way), tiles float32 ``(b, tile, tile, 1)``
+    ``tile - overlap`` apart (the last flush with the far edge), ``b <= batch_size``, each
+    min-max scaled to [0, 1] like the training crops unless ``normalize_tiles`` is False;
+    ``corners`` are their ``(top, left)`` pixels."""
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap must be in [0, {tile}), got {overlap}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    stride = tile - overlap
+    corners = [
+        (top, left)
+        for top in window_starts(padded.shape[0], tile, stride)
+        for left in window_starts(padded.shape[1], tile, stride)
+    ]
+    for start in range(0, len(corners), batch_size):
+        batch_corners = corners[start : start + batch_size]
+        tiles = np.stack([padded[t : t + tile, c : c + tile] for t, c in batch_corners])
+        tiles = tiles[..., np.newaxis].astype(np.float32)
+        if normalize_tiles:
+            tiles = np.asarray(min_max(tiles))
+        yield batch_corners, tiles
 
 
 def predict_image(
@@ -65,23 +90,13 @@ def predict_image(
     """
     if tile % multiple:
         raise ValueError(f"tile {tile} is not a multiple of {multiple}")
-    if not 0 <= overlap < tile:
-        raise ValueError(f"overlap must be in [0, {tile}), got {overlap}")
     padded, (height, width) = pad_to_multiple(np.asarray(image, np.float32), multiple, tile)
-    stride = tile - overlap
-    corners = [
-        (top, left)
-        for top in window_starts(padded.shape[0], tile, stride)
-        for left in window_starts(padded.shape[1], tile, stride)
-    ]
     weights = blend_weights(tile, overlap)[..., np.newaxis]
     total = weight_sum = None
-    for start in range(0, len(corners), batch_size):
-        batch_corners = corners[start : start + batch_size]
-        tiles = np.stack([padded[t : t + tile, c : c + tile] for t, c in batch_corners])
-        if normalize_tiles:
-            tiles = min_max_tiles(tiles)
-        predictions = np.asarray(predict_batch(tiles[..., np.newaxis].astype(np.float32)))
+    for batch_corners, tiles in tile_batches(
+        padded, tile, overlap, batch_size, normalize_tiles=normalize_tiles
+    ):
+        predictions = np.asarray(predict_batch(tiles))
         if total is None:
             total = np.zeros(padded.shape[:2] + predictions.shape[-1:], np.float32)
             weight_sum = np.zeros((*padded.shape[:2], 1), np.float32)

@@ -13,12 +13,13 @@ BEST_WEIGHTS = "best.weights.h5"
 
 
 class AverageAcrossWorkers(keras.callbacks.Callback):
-    """Averages the non-trainable float weights (batch-norm moving statistics) over the workers
-    of a multi-worker run at the end of each epoch, before anything saves them.
+    """Averages the non-trainable float weights (batch-norm moving statistics) over the replicas
+    of a distributed run (several workers, or several GPUs of one) at the end of each epoch,
+    before anything saves them.
 
-    Keras 3 updates them on each replica from its own batches alone, so each worker would keep,
-    and save, its own. The average is what a synchronized update would give: the moving averages
-    are linear in the batch statistics.
+    Keras 3 updates them on each replica from its own batches alone, so each replica would keep
+    its own, and a checkpoint would save the first replica's. The average is what a synchronized
+    update would give: the moving averages are linear in the batch statistics.
     """
 
     def on_epoch_end(self, epoch, logs=None):
@@ -45,12 +46,14 @@ def run_callbacks(
     monitor: str,
     patience: int,
     chief: bool = True,
+    replicas: int = 1,
 ) -> list[keras.callbacks.Callback]:
     """Best checkpoint (``best.weights.h5`` by ``monitor``: lower is better for a loss, higher
     for anything else), BackupAndRestore
     (``backup/``: an interrupted run resumes at the epoch it stopped in), early stopping after
     ``patience`` epochs without improvement (0: never), TerminateOnNaN, a CSV log
-    (``history.csv``) and TensorBoard logs (``tensorboard/``).
+    (``history.csv``) and TensorBoard logs (``tensorboard/``); with several ``replicas`` (or
+    workers), :class:`AverageAcrossWorkers` first.
 
     Workers other than the chief of a multi-worker run checkpoint (and back up) into
     ``worker_tmp/`` beside it, as tf.distribute requires every worker to save but only one copy to
@@ -60,7 +63,8 @@ def run_callbacks(
     mode = "min" if monitor.endswith("loss") else "max"
     write_dir = run_dir if chief else run_dir / "worker_tmp"
     write_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [AverageAcrossWorkers()] if workers_in_tf_config() > 1 else []
+    distributed = replicas > 1 or workers_in_tf_config() > 1
+    callbacks = [AverageAcrossWorkers()] if distributed else []
     callbacks += [
         keras.callbacks.BackupAndRestore(str(write_dir / "backup")),
         keras.callbacks.TerminateOnNaN(),

@@ -18,22 +18,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from emdl.data.augment import Augmentation
 from emdl.errors import InputError
-from emdl.models.losses import TERMS
-from emdl.models.maskrcnn.config import DEFAULT_LOSS_WEIGHTS, MaskRCNNConfig
-from emdl.models.unet import UNetConfig
-from emdl.models.yolo import DetectorConfig
 from emdl.settings import from_known_fields
-
-# Per model kind: its config class, default loss weights and the figure the best checkpoint
-# is chosen by.
-KINDS = {
-    "unet": (UNetConfig, {"cross_entropy": 1.0, "dice": 1.0}, "val_iou"),
-    "yolo": (DetectorConfig, {"box": 7.5, "dfl": 1.5, "class": 0.5}, "val_loss"),
-    "maskrcnn": (MaskRCNNConfig, DEFAULT_LOSS_WEIGHTS, "val_loss"),
-}
+from emdl.train.kinds import model_kind
 
 
 @dataclass(frozen=True)
@@ -98,35 +88,34 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole run: the model ``kind`` ("unet", "yolo" or "maskrcnn"), data, augmentation (as
-    :meth:`Augmentation.to_dict`), model, loss terms and training. ``classes`` are filled in from
-    the labels when the run starts. Left out, ``model``, ``loss`` and the training ``monitor``
-    take the kind's defaults."""
+    """A whole run: the model ``kind`` (a name in :data:`emdl.train.kinds.KINDS`: "unet",
+    "yolo", "maskrcnn"), data, augmentation (as :meth:`Augmentation.to_dict`), model, loss terms
+    and training. ``classes`` are filled in from the labels when the run starts. Left out,
+    ``model``, ``loss`` and the training ``monitor`` take the kind's defaults."""
 
     data: DataConfig
     kind: str = "unet"
     augmentation: dict = field(default_factory=lambda: Augmentation.default().to_dict())
-    model: UNetConfig | DetectorConfig | MaskRCNNConfig | None = None
+    model: Any = None  # the kind's config_class
     loss: dict | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
     classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {sorted(KINDS)}, got {self.kind!r}")
-        model_class, loss, monitor = KINDS[self.kind]
+        kind = model_kind(self.kind)
+        model_class = kind.config_class
         Augmentation.from_dict(self.augmentation)  # refuse bad settings now, not mid-run
         if self.model is None:
             object.__setattr__(self, "model", model_class())
         if not isinstance(self.model, model_class):
             raise ValueError(f"model: a {self.kind} run needs a {model_class.__name__}")
         if self.loss is None:
-            object.__setattr__(self, "loss", dict(loss))
-        terms = TERMS if self.kind == "unet" else tuple(loss)
+            object.__setattr__(self, "loss", dict(kind.default_loss))
+        terms = kind.loss_terms
         if not self.loss or set(self.loss) - set(terms):
             raise ValueError(f"loss: terms must be among {terms}, got {sorted(self.loss)}")
         if self.training.monitor is None:
-            training = TrainingConfig(**{**asdict(self.training), "monitor": monitor})
+            training = TrainingConfig(**{**asdict(self.training), "monitor": kind.monitor})
             object.__setattr__(self, "training", training)
         object.__setattr__(self, "classes", tuple(self.classes))
 
@@ -136,6 +125,11 @@ class RunConfig:
         values["data"]["validation_labels"] = list(self.data.validation_labels)
         values["classes"] = list(self.classes)
         return values
+
+    @property
+    def model_kind(self):
+        """The :class:`~emdl.train.kinds.base.ModelKind` of this run."""
+        return model_kind(self.kind)
 
     @classmethod
     def from_dict(cls, values: dict) -> RunConfig:
@@ -148,11 +142,9 @@ class RunConfig:
                 f"unknown section(s) {sorted(set(values) - known)}; known: {sorted(known)}"
             )
         values["data"] = from_known_fields(DataConfig, values["data"], "data")
-        kind = values.get("kind", "unet")
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+        kind = model_kind(values.get("kind", "unet"))
         if "model" in values:
-            values["model"] = KINDS[kind][0].from_dict(values["model"])
+            values["model"] = kind.config_class.from_dict(values["model"])
         if "training" in values:
             values["training"] = from_known_fields(TrainingConfig, values["training"], "training")
         return cls(**values)

@@ -22,7 +22,7 @@ from emdl.analysis.statistics import (
 from emdl.analysis.truth import truth_defects
 from emdl.annotations import Box, Ellipse, ImageAnnotation, Polygon, Polyline
 from emdl.predict.instances import instances_from_boxes, instances_from_probabilities
-from tests.predict.test_instances import disc, ellipse
+from tests.conftest import disc, ellipse
 
 
 def test_a_rectangle_of_pixels_exactly():

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from emdl.data import EFFECTS, Augmentation
-from emdl.data.augment import _draw, crop_seeds, imaging_effects, normalize
+from emdl.data.augment import _draw, crop_seeds, imaging_effects
+from emdl.data.normalize import min_max as normalize
 
 
 @pytest.mark.parametrize(

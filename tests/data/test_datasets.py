@@ -230,5 +230,5 @@ def test_bad_settings_fail_when_the_pipeline_is_built(one_image, settings, error
 
 
 def test_unknown_kind(one_image):
-    with pytest.raises(ValueError, match="unknown target kind 'panoptic'"):
+    with pytest.raises(ValueError, match="unknown target 'panoptic'"):
         build_dataset(*one_image, "panoptic")

@@ -39,3 +39,26 @@ def test_boxes_follow_each_axis():
 def test_bad_settings(settings, message):
     with pytest.raises(ValueError, match=message):
         Resize(**settings)
+
+
+@pytest.mark.parametrize("resize", [Resize(longest_side=64), Resize(0.5), Resize(1.5), Resize()])
+def test_a_saved_model_resizes_exactly_as_training_and_prediction(resize):
+    """The graph rule (what a SavedModel runs, sizes unknown until it runs) gives the very
+    pixels the NumPy rule gives to the pipeline and to ``emdl predict``."""
+    import tensorflow as tf
+
+    serve = tf.function(
+        resize.tensor_images, input_signature=[tf.TensorSpec((None, None, None, 1), tf.float32)]
+    )
+    rng = np.random.default_rng(0)
+    for height, width in [(100, 60), (37, 128), (64, 64), (129, 33)]:
+        image = rng.random((height, width), np.float32)
+        expected = resize.image(image)
+        served = serve(image[np.newaxis, ..., np.newaxis]).numpy()[0, ..., 0]
+        assert served.shape == resize.shape(height, width) == expected.shape
+        assert np.array_equal(served, expected)
+
+
+def test_the_size_rule_rounds_half_to_even_as_python():
+    resize = Resize(scale=0.5)
+    assert [resize.shape(n, n)[0] for n in (1, 3, 5, 7)] == [1, 2, 2, 4]

@@ -9,24 +9,9 @@ import numpy as np
 import pytest
 from skimage import io as skio
 
-from emdl import datasets
+from emdl import sample_data as datasets
 from emdl.experiments import unet_bubbles
-from tests.conftest import box_image, box_xml, cvat_text
-
-BOXES = [(20, 30, 90, 100), (150, 40, 230, 120), (60, 160, 140, 240), (180, 170, 240, 230)]
-
-
-@pytest.fixture
-def bubbles_folder(tmp_path):
-    """The experiment's four training files, as 256 x 256 stand-ins."""
-    folder = tmp_path / "bubbles"
-    folder.mkdir()
-    for number in (1, 2):
-        name = f"DL_for_Microscopy_Train_Img_{number}.png"
-        skio.imsave(folder / name, box_image(256, BOXES), check_contrast=False)
-        xml = cvat_text(box_xml(name, 256, BOXES), labels=("bubble",))
-        (folder / f"DL_for_Microscopy_Train_Lab_{number}.xml").write_text(xml)
-    return folder
+from tests.conftest import BUBBLE_BOXES, box_image
 
 
 def run(folder, out, capsys) -> tuple[dict, list[str]]:
@@ -38,6 +23,7 @@ def run(folder, out, capsys) -> tuple[dict, list[str]]:
     return metrics, capsys.readouterr().out.strip().splitlines()
 
 
+@pytest.mark.slow
 def test_without_the_test_pair_it_holds_out_an_image(bubbles_folder, tmp_path, capsys):
     metrics, lines = run(bubbles_folder, tmp_path / "run", capsys)
     assert metrics["evaluated_on"] == "validation"
@@ -48,9 +34,12 @@ def test_without_the_test_pair_it_holds_out_an_image(bubbles_folder, tmp_path, c
     )
 
 
+@pytest.mark.slow
 def test_with_the_test_pair_it_scores_the_test_image(bubbles_folder, tmp_path, capsys):
-    skio.imsave(bubbles_folder / "test_image.png", box_image(256, BOXES), check_contrast=False)
-    label = (box_image(256, BOXES) > 0).astype(np.uint8) * 255
+    skio.imsave(
+        bubbles_folder / "test_image.png", box_image(256, BUBBLE_BOXES), check_contrast=False
+    )
+    label = (box_image(256, BUBBLE_BOXES) > 0).astype(np.uint8) * 255
     skio.imsave(bubbles_folder / "test_label.png", label, check_contrast=False)
     metrics, lines = run(bubbles_folder, tmp_path / "run", capsys)
     assert metrics["evaluated_on"] == "test_image"

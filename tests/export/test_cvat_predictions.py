@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.ndimage import find_objects
 from skimage.measure import find_contours
 
 from emdl.annotations import Box, ImageAnnotation, Polygon
 from emdl.export.cvat_predictions import instance_shapes, mask_polygon, write_predictions
 from emdl.io.cvat import read_cvat
-from emdl.labels.rasterize import shape_mask
 from emdl.predict.instances import instances_from_boxes, instances_from_probabilities
-from tests.predict.test_instances import disc, ellipse
+from emdl.rasterize import shape_mask
+from tests.conftest import disc, ellipse
 
 
 def test_polygons_of_tiny_masks_exactly():
@@ -88,3 +89,22 @@ def test_predicted_masks_and_boxes_round_trip_through_cvat(tmp_path):
         (i.name, i.width, i.height, i.shapes) for i in images
     ]
     assert not again.report.skipped and again.report.clipped == 0
+
+
+def test_polygons_of_all_instances_at_once_are_those_of_approximate_polygon():
+    # instance_shapes simplifies every outline (each traced on its bounding box) in one batch;
+    # mask_polygon, one outline with skimage's approximate_polygon. Same vertices.
+    rng = np.random.default_rng(0)
+    shape = (200, 200)
+    mask = np.zeros(shape, bool)
+    for _ in range(40):
+        cx, cy, a, b = *rng.uniform(0, 200, 2), *rng.uniform(1, 15, 2)
+        mask |= ellipse(shape, cx, cy, a, b, rng.uniform(-90, 90))
+    instances = instances_from_probabilities(np.where(mask, 0.9, 0.1).astype(np.float32)[..., None])
+    polygons = instance_shapes(instances, ["bubble"])
+    assert len(polygons) > 20
+    for index, (polygon, (rows, cols)) in enumerate(
+        zip(polygons, find_objects(instances.labels), strict=True)
+    ):
+        own = instances.labels[rows, cols] == index + 1
+        assert polygon.points == mask_polygon(own, left=cols.start, top=rows.start)

@@ -7,7 +7,8 @@ import pytest
 
 from emdl.annotations import Box, Ellipse, ImageAnnotation, Points, Polygon
 from emdl.io.cvat import read_cvat
-from emdl.labels import boxes, instances, shape_mask
+from emdl.labels import boxes, instances
+from emdl.rasterize import shape_mask
 
 CLASSES = ["bubble", "loop"]
 IMAGE = ImageAnnotation(

@@ -21,6 +21,7 @@ from emdl.models.maskrcnn.targets import mask_targets, roi_targets, rpn_targets,
 from emdl.predict.masks import instances_from_masks
 from emdl.train.config import TrainingConfig
 from emdl.train.optimizer import adamw
+from tests.conftest import TINY
 
 
 def bilinear(feature: np.ndarray, y: float, x: float) -> np.ndarray:
@@ -217,23 +218,6 @@ def test_regions_get_classes_deltas_and_mask_targets():
     np.testing.assert_array_equal(target, np.outer(inside, inside).astype(np.float32))
 
 
-TINY = MaskRCNNConfig(
-    filters=(64, 16, 32, 32),
-    fpn_width=16,
-    box_head_width=32,
-    mask_head_width=16,
-    rpn_batch=64,
-    roi_batch=32,
-    pre_nms_proposals=200,
-    proposals_train=64,
-    proposals_test=32,
-    classes=1,
-    tile=64,
-    overlap=16,
-    max_detections=20,
-)
-
-
 def discs(count: int, size: int = 64, seed: int = 0):
     """Images of 1-3 bright discs of radius 6-12 on noise, with their instance targets."""
     rng = np.random.default_rng(seed)
@@ -274,6 +258,7 @@ def trained():
     return model, images, targets, history
 
 
+@pytest.mark.slow
 def test_a_tiny_model_learns_discs_every_loss_falls(trained):
     _, _, _, history = trained
     model_losses = ("loss", "rpn_class", "class", "mask")
@@ -284,6 +269,7 @@ def test_a_tiny_model_learns_discs_every_loss_falls(trained):
         assert last < 0.7 * first, (name, first, last)
 
 
+@pytest.mark.slow
 def test_inference_masks_overlap_the_discs(trained):
     model, images, targets, _ = trained
     out = model.predict_on_batch(images[:4])
@@ -313,6 +299,7 @@ def test_inference_masks_overlap_the_discs(trained):
         assert (ious.max(axis=0) > 0.5).all(), ious
 
 
+@pytest.mark.slow
 def test_save_and_load_give_identical_outputs(trained, tmp_path):
     model, images, _, _ = trained
     path = tmp_path / "maskrcnn.keras"
@@ -333,6 +320,7 @@ def test_save_and_load_give_identical_outputs(trained, tmp_path):
     np.testing.assert_allclose(before["masks"], again["masks"], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_it_trains_under_mixed_precision_as_on_gpus():
     # choose_strategy sets mixed_float16 on GPUs; boxes must stay float32 through keras-cv's NMS.
     keras.mixed_precision.set_global_policy("mixed_float16")

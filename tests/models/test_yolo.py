@@ -79,6 +79,7 @@ def squares(count: int, size: int = 64, seed: int = 0):
     return images, {"boxes": boxes, "classes": classes}
 
 
+@pytest.mark.slow
 def test_a_tiny_detector_learns():
     keras.utils.set_random_seed(0)
     model = build_detector(DetectorConfig(size="xxs", classes=1), window=64)

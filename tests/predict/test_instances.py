@@ -12,23 +12,7 @@ from emdl.predict.instances import (
     instances_from_probabilities,
     split_touching,
 )
-
-
-def disc(shape, cx, cy, r):
-    """bool mask of the pixels whose centre lies in the disc (centre in continuous pixels)."""
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    return (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
-
-
-def ellipse(shape, cx, cy, a, b, degrees):
-    """Pixels of an ellipse with semi-axes ``a`` (turned ``degrees`` clockwise from x) and ``b``."""
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    x, y = xx + 0.5 - cx, yy + 0.5 - cy
-    t = np.radians(degrees)
-    u = x * np.cos(t) + y * np.sin(t)
-    v = -x * np.sin(t) + y * np.cos(t)
-    return (u / a) ** 2 + (v / b) ** 2 <= 1
-
+from tests.conftest import disc, ellipse
 
 SHAPE = (100, 120)
 

@@ -8,10 +8,11 @@ import pytest
 from scipy import ndimage as ndi
 
 from emdl.data.datasets import window_starts
+from emdl.data.normalize import min_max
 from emdl.data.resize import Resize
 from emdl.predict import detect_image, instances_from_masks, segment_instances
 from emdl.predict.masks import paste_mask
-from emdl.predict.tiled import min_max_tiles, pad_to_multiple
+from emdl.predict.tiled import pad_to_multiple
 
 M = 28  # the Mask R-CNN's mask grid
 
@@ -288,9 +289,8 @@ class DiscSegmenter:
             for t in window_starts(padded.shape[0], tile, tile - overlap)
             for c in window_starts(padded.shape[1], tile, tile - overlap)
         ]
-        self.tiles = min_max_tiles(
-            np.stack([padded[t : t + tile, c : c + tile] for t, c in self.corners])
-        )
+        stacked = np.stack([padded[t : t + tile, c : c + tile] for t, c in self.corners])
+        self.tiles = np.asarray(min_max(stacked[..., np.newaxis]))[..., 0]
 
     def __call__(self, tiles):
         assert tiles.dtype == np.float32 and tiles.shape[1:] == (self.tile, self.tile, 1)

@@ -53,6 +53,7 @@ def finished_run(tmp_path_factory):
     return result, labels, images
 
 
+@pytest.mark.slow
 def test_a_detector_run_writes_its_directory(finished_run):
     result, _, _ = finished_run
     for name in ("config.json", "history.csv", "best.weights.h5", "metrics.json", "curves.png"):
@@ -70,6 +71,7 @@ def test_a_detector_run_writes_its_directory(finished_run):
     assert config.kind == "yolo" and isinstance(model, Detector)
 
 
+@pytest.mark.slow
 def test_emdl_evaluate_scores_a_detector_run(finished_run, tmp_path, capsys):
     result, labels, images = finished_run
     out = tmp_path / "scores.json"
@@ -94,6 +96,7 @@ print(json.dumps(bool(inside and (padding == -1).all())))
 """
 
 
+@pytest.mark.slow
 def test_the_saved_model_serves_final_detections_in_a_fresh_process(finished_run):
     result, _, _ = finished_run
     run = subprocess.run(

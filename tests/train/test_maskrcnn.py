@@ -15,8 +15,7 @@ from emdl.cli import main
 from emdl.models.maskrcnn import MaskRCNN
 from emdl.train.config import DataConfig, RunConfig, TrainingConfig
 from emdl.train.run import load_run, train_run
-from tests.conftest import box_image, box_xml, cvat_text
-from tests.models.test_maskrcnn import TINY
+from tests.conftest import TINY, box_image, box_xml, cvat_text
 
 KEYS = ("mask_ap50", "mask_ap50_95", "ap50", "f1_50", "iou")
 
@@ -53,6 +52,7 @@ def finished_run(tmp_path_factory):
     return result, labels, images
 
 
+@pytest.mark.slow
 def test_a_maskrcnn_run_writes_its_directory(finished_run):
     result, _, _ = finished_run
     for name in ("config.json", "history.csv", "best.weights.h5", "metrics.json", "curves.png"):
@@ -73,6 +73,7 @@ def test_a_maskrcnn_run_writes_its_directory(finished_run):
     assert config.kind == "maskrcnn" and isinstance(model, MaskRCNN)
 
 
+@pytest.mark.slow
 def test_emdl_evaluate_scores_a_maskrcnn_run(finished_run, tmp_path, capsys):
     result, labels, images = finished_run
     out = tmp_path / "scores.json"
@@ -83,6 +84,7 @@ def test_emdl_evaluate_scores_a_maskrcnn_run(finished_run, tmp_path, capsys):
     assert f"mask_ap50 {scores['mask_ap50']:.3f}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_emdl_predict_takes_a_maskrcnn_run(finished_run, tmp_path, capsys):
     result, _, images = finished_run
     out = tmp_path / "predicted"
@@ -104,6 +106,7 @@ print(json.dumps({key: list(value.shape) for key, value in out.items()}))
 """
 
 
+@pytest.mark.slow
 def test_the_saved_model_serves_masks_in_a_fresh_process(finished_run):
     result, _, _ = finished_run
     run = subprocess.run(
@@ -123,6 +126,7 @@ def test_the_saved_model_serves_masks_in_a_fresh_process(finished_run):
     }
 
 
+@pytest.mark.slow
 def test_a_class_count_that_differs_from_the_labels_is_refused(finished_run, tmp_path):
     _, labels, images = finished_run
     with pytest.raises(ValueError, match="classes is 2 but the labels have 1"):

@@ -29,8 +29,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from emdl.train import run as run_module
 from emdl.train.config import RunConfig
+from emdl.train.run import train_run
 
 index, config_path, run_dir, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
 
@@ -40,10 +40,8 @@ class SaveInitial(keras.callbacks.Callback):
         np.savez(out / f"initial{index}.npz", *self.model.get_weights())
 
 
-original = run_module.run_callbacks
-run_module.run_callbacks = lambda *a, **k: [SaveInitial(), *original(*a, **k)]
 config = RunConfig.from_dict(json.loads(Path(config_path).read_text()))
-result = run_module.train_run(config, run_dir, verbose=0)
+result = train_run(config, run_dir, verbose=0, callbacks=[SaveInitial()])
 np.savez(out / f"weights{index}.npz", *result.model.get_weights())
 """
 
@@ -115,6 +113,7 @@ def run_workers(tmp_path, config_path, run_dir, count: int = 2) -> None:
         pytest.fail(f"workers exited with {codes}{timed_out}\n{tails}")
 
 
+@pytest.mark.slow
 def test_two_workers_train_the_same_model(labeled_folder, tmp_path):
     labels, images = labeled_folder(
         {

@@ -12,14 +12,12 @@ import pytest
 import tensorflow as tf
 
 from emdl.cli import main
+from emdl.commands.evaluate import evaluate_run
 from emdl.errors import InputError
 from emdl.models.unet import UNetConfig
-from emdl.train import run as run_module
-from emdl.train.config import DataConfig, RunConfig, TrainingConfig, load_config
-from emdl.train.run import evaluate_run, load_run, train_run
-from tests.conftest import box_image, box_xml
-
-TINY_MODEL = UNetConfig(depth=2, filters=4)
+from emdl.train.config import RunConfig, load_config
+from emdl.train.run import load_run, train_run
+from tests.conftest import box_image, box_xml, tiny_config
 
 
 @pytest.fixture
@@ -34,22 +32,7 @@ def folder(labeled_folder):
     return labels, images
 
 
-def tiny_config(labels, images, epochs=2, **training) -> RunConfig:
-    data = DataConfig(
-        labels=(str(labels),),
-        images=str(images),
-        validation_fraction=0.5,
-        window=32,
-        stride=32,
-        batch_size=2,
-    )
-    return RunConfig(
-        data=data,
-        model=TINY_MODEL,
-        training=TrainingConfig(epochs=epochs, steps_per_epoch=2, **training),
-    )
-
-
+@pytest.mark.slow
 def test_a_run_writes_its_directory(folder, tmp_path):
     run_dir = tmp_path / "run"
     result = train_run(tiny_config(*folder), run_dir, verbose=0)
@@ -83,7 +66,7 @@ def test_a_run_writes_its_directory(folder, tmp_path):
     assert np.array_equal(model.predict_on_batch(image), result.model.predict_on_batch(image))
     labels, images = folder
     validation = metrics["images"][0]["name"]
-    scores = evaluate_run(run_dir, labels, images)
+    _, scores = evaluate_run(run_dir, labels, images)
     by_name = {entry["name"]: entry for entry in scores["images"]}
     assert by_name[validation] == metrics["images"][0]
 
@@ -104,43 +87,32 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated interruption")
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(folder, tmp_path, monitor_callbacks):
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_where_it_stopped(folder, tmp_path):
     run_dir = tmp_path / "run"
     config = tiny_config(*folder, epochs=4)
-    with monitor_callbacks(Interrupt()), pytest.raises(KeyboardInterrupt):
-        train_run(config, run_dir, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, run_dir, verbose=0, callbacks=[Interrupt()])
     assert (run_dir / "backup").is_dir()
-    with monitor_callbacks() as started:
-        train_run(config, run_dir, verbose=0)
-    assert started == [2, 3]  # the two finished epochs are not trained again
+    started = EpochsStarted()
+    train_run(config, run_dir, verbose=0, callbacks=[started])
+    assert started.epochs == [2, 3]  # the two finished epochs are not trained again
     with open(run_dir / "history.csv") as file:
         assert [row["epoch"] for row in csv.DictReader(file)] == ["0", "1", "2", "3"]
 
 
-@pytest.fixture
-def monitor_callbacks(monkeypatch):
-    """Add callbacks to train_run's and record the epochs it starts."""
-    from contextlib import contextmanager
+class EpochsStarted(keras.callbacks.Callback):
+    """Records the epochs a run starts."""
 
-    original = run_module.run_callbacks
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs: list[int] = []
 
-    @contextmanager
-    def use(*extra):
-        started: list[int] = []
-
-        class Record(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                started.append(epoch)
-
-        monkeypatch.setattr(
-            run_module, "run_callbacks", lambda *a, **k: [*original(*a, **k), Record(), *extra]
-        )
-        yield started
-        monkeypatch.setattr(run_module, "run_callbacks", original)
-
-    return use
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_commands(folder, tmp_path, capsys):
     labels, images = folder
     config_path = tmp_path / "run.json"

@@ -57,7 +57,9 @@ def clip(boxes: tf.Tensor, height, width) -> tf.Tensor:
 
 def pairwise_iou(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     """IoU float32 ``(B, N, M)`` of boxes ``a`` ``(B, N, 4)`` (or ``(N, 4)``, shared) with ``b``
-    ``(B, M, 4)``, "yxyx"; 0 where a box has no area."""
+        ``(B, M, 4)``, "yxyx"; 0 where a box has no area. The graph twin of
+    :func:`emdl.boxes.box_iou` (exact, unlike Keras' ``compute_iou``, which adds an epsilon to
+    the union)."""
     if a.shape.rank == 2:
         a = tf.broadcast_to(a[None], [tf.shape(b)[0], tf.shape(a)[0], 4])
     a, b = a[:, :, None, :], b[:, None, :, :]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from emdl.data.resize import Resize
+from emdl.models.inference import TiledInference
 from emdl.settings import from_known_fields
 
 LEVELS = (2, 3, 4, 5)  # pyramid levels P2..P5, strides 4..32
@@ -14,7 +14,7 @@ DEFAULT_LOSS_WEIGHTS = dict.fromkeys(LOSSES, 1.0)
 
 
 @dataclass(frozen=True)
-class MaskRCNNConfig:
+class MaskRCNNConfig(TiledInference):
     """A Mask R-CNN sized for CPUs by default.
 
     Backbone: keras-cv's ``ResNetBackbone`` with ``filters`` and ``blocks`` per stack (one stack
@@ -57,23 +57,21 @@ class MaskRCNNConfig:
     box_head_width: int = 256
     mask_head_width: int = 64
     classes: int = 0
-    scale: float = 1.0
-    longest_side: int | None = None
     tile: int = 256
     overlap: int = 96
-    confidence_threshold: float = 0.05
     iou_threshold: float = 0.5
     max_detections: int = 100
     score_threshold: float = 0.7
     mask_threshold: float = 0.5
 
-    multiple = 32  # the coarsest stride: input sizes must divide by it
-
     def __post_init__(self) -> None:
         for name in ("filters", "blocks", "anchor_sizes", "aspect_ratios"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        super().__post_init__()
+
+    def checks(self) -> list[tuple[bool, str]]:
         n = len(LEVELS)
-        checks = [
+        return [
             (len(self.filters) == n and len(self.blocks) == n, f"filters and blocks need {n}"),
             (min(self.filters) > 0 and min(self.blocks) > 0, "filters and blocks must be > 0"),
             (self.block_type in ("basic_block", "block"), "block_type: basic_block or block"),
@@ -92,27 +90,14 @@ class MaskRCNNConfig:
             (self.pre_nms_proposals > 0, "pre_nms_proposals must be positive"),
             (0 < self.rpn_iou_threshold <= 1, "rpn_iou_threshold must be in (0, 1]"),
             (self.classes >= 0, f"classes must be 0 (from the labels) or more, got {self.classes}"),
-            (self.tile > 0 and self.tile % self.multiple == 0, "tile must divide by 32"),
-            (0 <= self.overlap < self.tile, f"overlap must be in [0, tile), got {self.overlap}"),
-            (0 <= self.confidence_threshold < 1, "confidence_threshold must be in [0, 1)"),
-            (0 < self.iou_threshold <= 1, "iou_threshold must be in (0, 1]"),
-            (self.max_detections >= 1, "max_detections must be at least 1"),
+            *super().checks(),
             (0 <= self.score_threshold < 1, "score_threshold must be in [0, 1)"),
             (0 < self.mask_threshold < 1, "mask_threshold must be in (0, 1)"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"model: {message}")
-        self.resize  # noqa: B018 -- refuses a bad scale or longest_side now
 
     @property
     def anchors_per_location(self) -> int:
         return len(self.aspect_ratios)
-
-    @property
-    def resize(self) -> Resize:
-        """How micrographs are resized before the model sees them."""
-        return Resize(self.scale, self.longest_side)
 
     def to_dict(self) -> dict:
         values = asdict(self)

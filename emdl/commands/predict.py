@@ -1,4 +1,5 @@
-"""The job behind ``emdl predict``: defect statistics of many micrographs from a trained run.
+"""The job behind ``emdl predict``: defect statistics of many micrographs from a trained run of
+any kind (its :class:`~emdl.train.kinds.base.ModelKind` finds the defects of one image).
 
 Images are predicted one at a time (whole images in tiles, :mod:`emdl.predict.tiled`), so memory
 is bounded by one image and its tiles, and each image's rows are written as soon as it is done.
@@ -19,6 +20,7 @@ An image that cannot be read is named in the report and the others are still pre
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -48,12 +50,8 @@ from emdl.errors import InputError
 from emdl.export.cvat_predictions import instance_shapes, write_predictions
 from emdl.io.image import SUPPORTED_SUFFIXES, read_micrograph
 from emdl.io.labels import read_labels
-from emdl.predict.instances import Instances, instances_from_boxes, instances_from_probabilities
-from emdl.predict.segment import segment_image
+from emdl.predict.instances import Instances
 from emdl.train.config import RunConfig
-
-UNET_THRESHOLD = 0.5  # foreground probability
-DETECTOR_THRESHOLD = 0.25  # score, when the run's metrics.json names no F1-best one
 
 
 @dataclass
@@ -143,18 +141,13 @@ def load_predictor(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
 
 
 def default_threshold(run_dir: str | os.PathLike, config: RunConfig) -> float:
-    """A U-Net's probability threshold (0.5), a Mask R-CNN's score threshold (its config's, the
-    lecture's 0.7), or a detector's score threshold: the F1-best one its run recorded in
-    ``metrics.json``, else ``DETECTOR_THRESHOLD``."""
-    if config.kind == "maskrcnn":
-        return config.model.score_threshold
-    if config.kind != "yolo":
-        return UNET_THRESHOLD
+    """The run's kind's default threshold (a U-Net's probability 0.5, a Mask R-CNN's score
+    threshold, a detector's F1-best score), given the run's ``metrics.json`` when it has one."""
     try:
         metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-        return float(metrics["score_threshold"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return DETECTOR_THRESHOLD
+    except (OSError, ValueError):
+        metrics = None
+    return config.model_kind.default_threshold(config, metrics)
 
 
 def predict_instances(
@@ -165,33 +158,10 @@ def predict_instances(
     threshold: float,
     min_area: float = 0.0,
 ) -> Instances:
-    """Defect instances of one image float32 ``(H, W)`` in [0, 1]: a U-Net's probabilities in
-    tiles of the training window (overlapping by a quarter) made into objects, a detector's
-    boxes or a Mask R-CNN's masks scoring at least ``threshold``; objects under ``min_area``
-    square pixels dropped."""
-    if config.kind == "maskrcnn":
-        from emdl.predict.masks import segment_objects
-
-        return segment_objects(
-            model, image, config.model, score_threshold=threshold, min_area=min_area
-        )
-    if config.kind == "yolo":
-        from emdl.predict.detect import detect_objects
-
-        found = detect_objects(model, image, config.model)
-        return instances_from_boxes(
-            found["boxes"],
-            found["classes"],
-            found["scores"],
-            *image.shape,
-            score_threshold=threshold,
-            min_area=min_area,
-        )
-    window = config.data.window
-    probabilities, _ = segment_image(
-        model, image, tile=window, overlap=window // 4, multiple=config.model.multiple
-    )
-    return instances_from_probabilities(probabilities, threshold=threshold, min_area=min_area)
+    """Defect instances of one image float32 ``(H, W)`` in [0, 1] by the run's kind
+    (:meth:`~emdl.train.kinds.base.ModelKind.instances`): objects whose score or probability
+    reaches ``threshold``, those under ``min_area`` square pixels dropped."""
+    return config.model_kind.instances(model, image, config, threshold=threshold, min_area=min_area)
 
 
 def _truth_index(labels: Sequence[str | os.PathLike]) -> dict[str, tuple[str, ImageAnnotation]]:
@@ -210,19 +180,24 @@ def _check_pixel_size(pixel_size_nm: float | None) -> None:
 
 
 class _Progress:
-    """``[#####-----] 3/10 name`` on one line of a terminal, redrawn per image."""
+    """Progress on ``stream``: keras' ``Progbar`` on a terminal (it writes to stdout, so it is
+    pointed at the stream), else one line per image, ``[3/10] name``, for logs."""
 
     def __init__(self, stream: TextIO | None, total: int) -> None:
         self.stream, self.total = stream, total
+        terminal = stream is not None and stream.isatty()
+        self.bar = keras.utils.Progbar(total, unit_name="image") if terminal else None
 
     def show(self, done: int, name: str) -> None:
+        """``done`` images are finished; ``name`` is the next ("" at the end)."""
         if self.stream is None:
             return
-        filled = round(20 * done / self.total)
-        bar = "#" * filled + "-" * (20 - filled)
-        self.stream.write(f"\r[{bar}] {done}/{self.total} {name[:40]:40s}")
-        if done == self.total:
-            self.stream.write("\n")
+        if self.bar is None:
+            if name:
+                self.stream.write(f"[{done + 1}/{self.total}] {name}\n")
+        else:
+            with contextlib.redirect_stdout(self.stream):
+                self.bar.update(done, finalize=done == self.total)
         self.stream.flush()
 
 

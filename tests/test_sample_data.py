@@ -1,4 +1,4 @@
-"""emdl.datasets: the data folder is found in order (given, $EMDL_DATA_DIR, cache) or downloaded.
+"""emdl.sample_data: the data folder is found in order (given, $EMDL_DATA_DIR, cache) or downloaded.
 
 Downloads come from a fake upstream folder through ``file://`` URLs: no network is used.
 """
@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from emdl import datasets  # not ``from ... import test_pair``: pytest would collect it
-from emdl.datasets import BUBBLES, ChecksumError, DataNotFoundError, DataWarning, locate
+from emdl import (
+    sample_data as datasets,  # not ``from ... import test_pair``: pytest would collect it
+)
 from emdl.errors import InputError
+from emdl.sample_data import BUBBLES, ChecksumError, DataNotFoundError, DataWarning, locate
 
 SHARED = Path(
     os.environ.get("EMDL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")

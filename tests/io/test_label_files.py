@@ -1,4 +1,4 @@
-"""emdl.labels.files: YOLO text labels and class-index mask PNGs."""
+"""emdl.io.label_files: YOLO text labels and class-index mask PNGs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from skimage import io as skio
 
 from emdl.annotations import Annotations, Box, ImageAnnotation, Label, Polygon
 from emdl.errors import InputError
+from emdl.io.label_files import write_masks, write_yolo
 from emdl.labels import semantic_mask
-from emdl.labels.files import write_masks, write_yolo
 
 ANNOTATIONS = Annotations(
     labels=[Label("bubble"), Label("loop")],

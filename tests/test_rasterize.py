@@ -1,4 +1,4 @@
-"""emdl.labels.rasterize: exact pixels for every shape type on tiny images."""
+"""emdl.rasterize: exact pixels for every shape type on tiny images."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from skimage import measure
 
 from emdl.annotations import Box, Ellipse, Mask, Points, Polygon, Polyline
-from emdl.labels import shape_mask
+from emdl.rasterize import shape_mask
 
 
 def grid(text: str) -> np.ndarray:

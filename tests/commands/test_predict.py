@@ -15,14 +15,13 @@ from skimage import io as skio
 
 from emdl.analysis.statistics import box_defect, instance_defects
 from emdl.cli import main
+from emdl.commands import predict as folder_module
+from emdl.commands.predict import predict_images, predict_instances
 from emdl.io.cvat import read_cvat
 from emdl.io.image import read_image
-from emdl.predict import folder as folder_module
-from emdl.predict.folder import predict_images, predict_instances
 from emdl.train.config import DataConfig, RunConfig
 from emdl.train.run import load_run, train_run
-from tests.conftest import BOXES, box_image, box_xml, cvat_text
-from tests.train.test_run import tiny_config
+from tests.conftest import BOXES, box_image, box_xml, cvat_text, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +54,7 @@ def run(capsys, *args) -> tuple[int, str, str]:
     return status, out, err
 
 
+@pytest.mark.slow
 def test_predict_a_folder_with_truth(capsys, trained, tmp_path):
     run_dir, images, labels = trained
     out = tmp_path / "out"
@@ -105,6 +105,7 @@ def test_predict_a_folder_with_truth(capsys, trained, tmp_path):
     assert skio.imread(out / "overlays/a.png").shape[:2] == (64, 64)
 
 
+@pytest.mark.slow
 def test_a_bad_image_is_named_and_the_rest_predicted(capsys, trained, tmp_path):
     run_dir, images, _ = trained
     (tmp_path / "broken.png").write_bytes(b"not a png")
@@ -115,7 +116,8 @@ def test_a_bad_image_is_named_and_the_rest_predicted(capsys, trained, tmp_path):
     )
     assert status == 1
     assert stdout.startswith("2 images, ")
-    lines = err.splitlines()
+    # The progress lines ("[k/n] name", one per image) go to stderr too.
+    lines = [line for line in err.splitlines() if not line.startswith("[")]
     assert lines[0].startswith(f"emdl: error: {tmp_path / 'broken.png'}: not a readable PNG file")
     assert lines[1].startswith(f"emdl: error: {notes}: unsupported image format '.txt'")
     assert lines[2] == "emdl: error: 2 of 4 images could not be predicted"
@@ -123,6 +125,7 @@ def test_a_bad_image_is_named_and_the_rest_predicted(capsys, trained, tmp_path):
     assert [row["image"] for row in rows(out / "summary.csv")] == ["a.png", "b.png"]
 
 
+@pytest.mark.slow
 def test_pixel_size_from_the_file_or_the_command_line(trained, tmp_path):
     run_dir, _, _ = trained
     path = tmp_path / "calibrated.tif"
@@ -132,7 +135,7 @@ def test_pixel_size_from_the_file_or_the_command_line(trained, tmp_path):
     )
     progress = io.StringIO()
     report = predict_images(run_dir, [path], tmp_path / "file", min_area=0, progress=progress)
-    assert progress.getvalue().endswith(f"\r[{'#' * 20}] 1/1 {'':40s}\n")
+    assert progress.getvalue() == f"[1/1] {path.name}\n"  # one line per image in a log
     (summary,) = rows(tmp_path / "file/summary.csv")
     assert float(summary["pixel_size_nm"]) == 0.5
     assert float(summary["density_per_um2"]) == pytest.approx(
@@ -157,7 +160,9 @@ def test_a_detector_run_gives_its_boxes(monkeypatch, tmp_path):
         "classes": np.int32([0, 0, 0]),
         "scores": np.float32([0.9, 0.7, 0.3]),
     }
-    monkeypatch.setattr("emdl.predict.detect.detect_objects", lambda model, image, cfg: found)
+    monkeypatch.setattr(
+        "emdl.train.kinds.yolo.DetectorKind.predict", lambda self, model, image, cfg: found
+    )
     skio.imsave(tmp_path / "c.png", box_image(64), check_contrast=False)
     report = predict_images("run", [tmp_path / "c.png"], tmp_path / "out", threshold=0.5)
     assert (report.images, report.defects, report.touching_edge) == (1, 2, 1)

@@ -1,4 +1,5 @@
-"""Shapes to pixels with skimage.draw.
+"""Shapes to pixels with skimage.draw: the one rule for which pixels and which box a shape
+covers, shared by the label readers (clipping), the target encoders and the label-file writers.
 
 A pixel belongs to a shape when its centre lies inside it (boundary included), so a box from
 ``x = 0`` to ``x = 10`` covers columns 0-9. Lines and points are drawn ``line_width`` pixels wide
@@ -10,11 +11,21 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from skimage import draw
 
-from emdl.annotations import Box, Ellipse, Mask, Points, Polygon, Polyline, Shape
+from emdl.annotations import (
+    Box,
+    Ellipse,
+    ImageAnnotation,
+    Mask,
+    Points,
+    Polygon,
+    Polyline,
+    Shape,
+)
 
 
 def _to_rows_cols(points: np.ndarray) -> np.ndarray:
@@ -105,3 +116,58 @@ def shape_mask(shape: Shape, height: int, width: int, *, line_width: float = 1.0
         if 0 <= r < height and 0 <= c < width:
             mask[r, c] = True
     return mask
+
+
+def shape_box(shape: Shape, height: int, width: int, *, line_width: float = 1.0) -> np.ndarray:
+    """Box around ``shape`` clipped to the image, float32 ``(4,)`` "xyxy" in pixels. Lines and
+    points are widened by ``line_width / 2`` on every side, as they are drawn."""
+    x0, y0, x1, y1 = shape.bounds
+    if isinstance(shape, (Polyline, Points)):
+        pad = line_width / 2
+        x0, y0, x1, y1 = x0 - pad, y0 - pad, x1 + pad, y1 + pad
+    return np.array(
+        [
+            min(max(x0, 0), width),
+            min(max(y0, 0), height),
+            min(max(x1, 0), width),
+            min(max(y1, 0), height),
+        ],
+        dtype=np.float32,
+    )
+
+
+def class_index(label: str, classes: Sequence[str], image: str) -> int:
+    """0-based position of ``label`` in ``classes``; a ValueError naming the image if absent."""
+    try:
+        return list(classes).index(label)
+    except ValueError:
+        raise ValueError(
+            f"image '{image}': label '{label}' is not among the classes {list(classes)}"
+        ) from None
+
+
+def class_mask(
+    image: ImageAnnotation, classes: Sequence[str], *, line_width: float = 1.0
+) -> np.ndarray:
+    """Class indices uint8 ``(height, width)`` of ``image``: 0 background, ``classes[i]`` =
+    ``i + 1``. Shapes are painted in the image's order (ascending ``z_order``), later over
+    earlier, as CVAT draws them; a label not in ``classes`` is a ValueError."""
+    if len(classes) > 255:
+        raise ValueError(f"a uint8 mask holds at most 255 classes, got {len(classes)}")
+    mask = np.zeros((image.height, image.width), dtype=np.uint8)
+    for shape in image.shapes:
+        value = class_index(shape.label, classes, image.name) + 1
+        mask[shape_mask(shape, image.height, image.width, line_width=line_width)] = value
+    return mask
+
+
+def image_boxes(
+    image: ImageAnnotation, classes: Sequence[str], *, line_width: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes float32 ``(N, 4)`` "xyxy" pixels (:func:`shape_box`) and 0-based class indices
+    int32 ``(N,)`` of the shapes of ``image``, in its order."""
+    xyxy = np.zeros((len(image.shapes), 4), dtype=np.float32)
+    for row, shape in enumerate(image.shapes):
+        xyxy[row] = shape_box(shape, image.height, image.width, line_width=line_width)
+    indices = [class_index(shape.label, classes, image.name) for shape in image.shapes]
+    return xyxy, np.array(indices, dtype=np.int32)

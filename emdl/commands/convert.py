@@ -45,12 +45,12 @@ def convert_labels(
         written = out_dir / "annotations.xml"
         write_cvat(annotations, written)
     elif to == "yolo":
-        from emdl.labels.files import write_yolo
+        from emdl.io.label_files import write_yolo
 
         write_yolo(annotations, out_dir, line_width=line_width)
         written = out_dir / "labels"
     else:
-        from emdl.labels.files import write_masks
+        from emdl.io.label_files import write_masks
 
         write_masks(annotations, out_dir, line_width=line_width)
         written = out_dir

@@ -1,4 +1,5 @@
-"""Label files for other tools: YOLO text labels and class-index mask PNGs."""
+"""Label files for other tools: YOLO text labels and class-index mask PNGs (the CVAT and COCO
+writers are :mod:`emdl.io.cvat` and :mod:`emdl.io.coco`)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from skimage import io as skio
 from emdl.annotations import Annotations
 from emdl.errors import InputError
 from emdl.io.labels import output_path
-from emdl.labels.instances import boxes
-from emdl.labels.semantic import semantic_mask
+from emdl.rasterize import class_mask, image_boxes
 
 
 def _unique_paths(annotations: Annotations, out_dir: Path, suffix: str) -> list[Path]:
@@ -46,9 +46,9 @@ def write_yolo(
     classes = list(annotations.label_names if classes is None else classes)
     paths = _unique_paths(annotations, out_dir / "labels", ".txt")
     for image, path in zip(annotations.images, paths, strict=True):
-        targets = boxes(image, classes, line_width=line_width)
+        xyxy, indices = image_boxes(image, classes, line_width=line_width)
         # YOLO's own layout, done in NumPy: keras' converter would load TensorFlow for the CLI.
-        x0, y0, x1, y1 = targets["boxes"].astype(np.float64).T
+        x0, y0, x1, y1 = xyxy.astype(np.float64).T
         centre_size = np.stack(
             [
                 (x0 + x1) / 2 / image.width,
@@ -60,7 +60,7 @@ def write_yolo(
         )
         lines = [
             f"{index} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n"
-            for index, (x, y, w, h) in zip(targets["classes"], centre_size, strict=True)
+            for index, (x, y, w, h) in zip(indices, centre_size, strict=True)
         ]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(lines))
@@ -82,7 +82,7 @@ def write_masks(
     classes = list(annotations.label_names if classes is None else classes)
     paths = _unique_paths(annotations, out_dir, ".png")
     for image, path in zip(annotations.images, paths, strict=True):
-        mask = semantic_mask(image, classes, line_width=line_width)
+        mask = class_mask(image, classes, line_width=line_width)
         path.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # skimage warns that a mask is "low contrast"

@@ -1,0 +1,30 @@
+"""The job behind ``emdl evaluate``: a finished run scored on labeled images."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from emdl.data import load_labeled_images
+from emdl.train.config import RunConfig
+from emdl.train.run import load_run
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    labels: Sequence[str | os.PathLike],
+    images_dir: str | os.PathLike,
+    *,
+    missing: str = "error",
+) -> tuple[RunConfig, dict]:
+    """The run's config and the scores of its model on labeled images (classes matched by name
+    to the run's), whole images predicted in tiles; ``evaluated_images`` counts them. The keys
+    are its kind's (:meth:`~emdl.train.kinds.base.ModelKind.score`)."""
+    config, model = load_run(run_dir)
+    records, classes = load_labeled_images(labels, images_dir, missing=missing)
+    unknown = [name for name in classes if name not in config.classes]
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the run's classes {list(config.classes)}")
+    metrics = config.model_kind.evaluate(model, records, list(config.classes), config)
+    metrics["evaluated_images"] = len(records)
+    return config, metrics

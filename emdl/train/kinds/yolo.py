@@ -1,0 +1,154 @@
+"""The detector kind: a box per defect, keras-cv's YOLOv8 with emdl's additions
+(:mod:`emdl.models.yolo`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+
+import numpy as np
+import tensorflow as tf
+
+from emdl.annotations import ImageAnnotation
+from emdl.data.normalize import min_max
+from emdl.export.saved_model import write_serving
+from emdl.labels import boxes as box_targets
+from emdl.metrics.detection import score_detections
+from emdl.models.keras_cv_adapter import decode_regression_to_boxes, dist2bbox, dynamic_anchors
+from emdl.models.yolo import Detector, DetectorConfig, build_detector
+from emdl.predict.detect import detect_image
+from emdl.predict.instances import Instances, instances_from_boxes
+from emdl.train.config import RunConfig
+from emdl.train.kinds.base import ModelKind, Row, box_dataset_options
+from emdl.train.optimizer import adamw
+from emdl.train.report import plot_detections
+
+THRESHOLD = 0.25  # score, when the run's metrics.json names no F1-best one
+
+
+class DetectorKind(ModelKind):
+    name = "yolo"
+    config_class = DetectorConfig
+    default_loss = MappingProxyType({"box": 7.5, "dfl": 1.5, "class": 0.5})
+    loss_terms = ("box", "dfl", "class")
+    monitor = "val_loss"
+    target = "detection"
+
+    def dataset_options(self, training, classes, config) -> dict:
+        return box_dataset_options(training, classes, config)
+
+    def build(self, config: RunConfig, *, compiled: bool = True) -> Detector:
+        """A detector whose head priors suit the training window; compiled with AdamW and the
+        run's loss weights (``box`` CIoU, ``dfl``, ``class``)."""
+        model = build_detector(config.model, config.data.window)
+        if compiled:
+            loss = config.loss
+            model.compile(
+                optimizer=adamw(config.training),
+                box_loss="ciou",
+                classification_loss="binary_crossentropy",
+                box_loss_weight=loss["box"],
+                classification_loss_weight=loss["class"],
+                dfl_loss_weight=loss["dfl"],
+                jit_compile=False,
+            )
+        return model
+
+    def truth(self, annotation: ImageAnnotation, classes: Sequence[str], config: RunConfig) -> dict:
+        """Boxes "xyxy" pixels of the whole image and their classes."""
+        return box_targets(annotation, classes, line_width=config.data.line_width)
+
+    def predict(self, model: Detector, image: np.ndarray, config: RunConfig) -> dict:
+        """Detections in a whole micrograph, resized and cut into tiles as the model config says
+        and merged across tiles (:func:`emdl.predict.detect.detect_image`): ``{"boxes" float32
+        (N, 4) "xyxy" image pixels, "classes" int32 (N,), "scores" float32 (N,)}``."""
+        return detect_image(model.predict_on_batch, image, **config.model.tiling(), batch_size=1)
+
+    def score(self, pairs: Iterable, classes: Sequence[str], config: RunConfig) -> dict:
+        """AP, precision, recall, F1 and count errors
+        (:func:`emdl.metrics.detection.score_detections`)."""
+        return score_detections(pairs, classes)
+
+    def instances(
+        self,
+        model: Detector,
+        image: np.ndarray,
+        config: RunConfig,
+        *,
+        threshold: float,
+        min_area: float = 0.0,
+    ) -> Instances:
+        found = self.predict(model, image, config)
+        return instances_from_boxes(
+            found["boxes"],
+            found["classes"],
+            found["scores"],
+            *image.shape,
+            score_threshold=threshold,
+            min_area=min_area,
+        )
+
+    def default_threshold(self, config: RunConfig, metrics: Mapping | None) -> float:
+        """The F1-best score threshold the run recorded, else :data:`THRESHOLD`."""
+        try:
+            return float(metrics["score_threshold"])
+        except (KeyError, TypeError, ValueError):
+            return THRESHOLD
+
+    def export(self, model: Detector, path: str | os.PathLike, config: RunConfig) -> None:
+        """Write a SavedModel whose ``serving_default`` takes ``image``: float32
+        ``(B, H, W, 1)`` micrographs of any size and intensity range, and returns final
+        detections: ``boxes`` float32 ``(B, K, 4)`` "xyxy" in pixels of the input, ``classes``
+        ``(B, K)``, ``confidence`` ``(B, K)`` (padded with -1 after ``num_detections``) and
+        ``num_detections`` int32 ``(B,)``.
+
+        Inside: the image is resized by the run's rule (:class:`emdl.data.resize.Resize`, the
+        one training and ``emdl predict`` use), min-max scaled, padded to a multiple of 32, and
+        the raw head outputs decoded with non-max suppression (keras-cv's own ``export`` stops
+        at the raw heads).
+        """
+        resize = config.model.resize
+
+        def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
+            height, width = tf.shape(image)[1], tf.shape(image)[2]
+            resized = min_max(resize.tensor_images(image))
+            new_size = tf.shape(resized)[1:3]
+            pad = (32 - new_size % 32) % 32
+            padded = tf.pad(resized, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]], mode="SYMMETRIC")
+            raw = model(padded, training=False)
+            points, strides = dynamic_anchors(tf.shape(padded)[1], tf.shape(padded)[2])
+            distances = decode_regression_to_boxes(raw["boxes"])
+            boxes = dist2bbox(distances, points) * strides[:, None]
+            found = model.prediction_decoder(boxes, raw["classes"])
+            # Back to input pixels (x by the width ratio, y by the height ratio), inside it.
+            ratio = tf.cast(tf.stack([width, height]), tf.float32) / tf.cast(
+                new_size[::-1], tf.float32
+            )
+            limit = tf.tile(tf.cast(tf.stack([width, height]), tf.float32), [2])
+            scaled = tf.clip_by_value(found["boxes"] * tf.tile(ratio, [2]), 0.0, limit)
+            count = tf.cast(found["num_detections"], tf.int32)
+            real = tf.sequence_mask(count, tf.shape(scaled)[1])[..., None]
+            return {
+                "boxes": tf.where(real, scaled, -1.0),
+                "classes": found["classes"],
+                "confidence": found["confidence"],
+                "num_detections": count,
+            }
+
+        write_serving(model, serve, path)
+
+    def plot(self, rows: Sequence[Row], classes, config, metrics, out) -> None:
+        """True boxes and the detections at the F1-best threshold."""
+        shown = [(record.name, image, found, truth) for record, image, found, truth in rows]
+        plot_detections(shown, out, threshold=metrics["score_threshold"])
+
+    def headline(self, metrics: Mapping) -> str:
+        return (
+            f"ap50 {metrics['ap50']:.3f}, ap50_95 {metrics['ap50_95']:.3f}, "
+            f"precision50 {metrics['precision50']:.3f}, recall50 {metrics['recall50']:.3f}, "
+            f"f1_50 {metrics['f1_50']:.3f} at score >= {metrics['score_threshold']:.3f}"
+        )
+
+
+KIND = DetectorKind()

@@ -1,0 +1,90 @@
+"""emdl.train.kinds: the registry and the protocol every model kind implements."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from emdl.train.config import DataConfig, RunConfig
+from emdl.train.kinds import KINDS, model_kind
+from emdl.train.kinds.base import ModelKind
+from tests.conftest import REPO
+
+HOOKS = (
+    "build",
+    "truth",
+    "predict",
+    "score",
+    "instances",
+    "default_threshold",
+    "export",
+    "plot",
+    "headline",
+)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_every_kind_implements_the_protocol(name):
+    kind = model_kind(name)
+    assert isinstance(kind, ModelKind) and kind.name == name
+    for hook in HOOKS:
+        assert getattr(type(kind), hook) is not getattr(ModelKind, hook), f"{name}: {hook}"
+    assert kind.target in ("semantic", "detection", "instances")
+    assert set(kind.default_loss) <= set(kind.loss_terms)
+    model = kind.config_class()
+    assert kind.config_class.from_dict(model.to_dict()) == model
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_a_run_config_takes_its_kinds_defaults(name):
+    kind = model_kind(name)
+    config = RunConfig(data=DataConfig(labels=("x.xml",), images="."), kind=name)
+    assert config.model_kind is kind
+    assert config.model == kind.config_class()
+    assert config.loss == dict(kind.default_loss)
+    assert config.training.monitor == kind.monitor
+    assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_an_unknown_kind_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"kind must be one of \['maskrcnn', 'unet', 'yolo'\]"):
+        model_kind("resnet")
+
+
+def test_default_thresholds():
+    config = RunConfig(data=DataConfig(labels=("x.xml",), images="."), kind="yolo")
+    detector = config.model_kind
+    assert detector.default_threshold(config, {"score_threshold": 0.31}) == 0.31
+    assert detector.default_threshold(config, None) == 0.25
+    unet = RunConfig(data=config.data)
+    assert unet.model_kind.default_threshold(unet, None) == 0.5
+    maskrcnn = RunConfig(data=config.data, kind="maskrcnn")
+    assert maskrcnn.model_kind.default_threshold(maskrcnn, None) == 0.7
+
+
+def kind_comparisons(tree: ast.AST) -> list[int]:
+    """Lines comparing something called ``kind`` (``x.kind == ...``, ``kind in ...``)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for side in (node.left, *node.comparators):
+                name = getattr(side, "attr", None) or getattr(side, "id", None)
+                if name == "kind":
+                    lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_registry_compares_kind_names():
+    found = {}
+    for path in sorted((REPO / "emdl").rglob("*.py")):
+        if path.parent.name == "kinds":
+            continue
+        lines = kind_comparisons(ast.parse(path.read_text()))
+        if lines:
+            found[str(path.relative_to(REPO))] = lines
+    assert found == {}
+
+
+def test_the_check_sees_a_comparison():
+    assert kind_comparisons(ast.parse("if config.kind == 'yolo':\n    pass\n")) == [1]
