@@ -11,6 +11,7 @@ hooks (training data, evaluation) are written once, here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -55,8 +56,6 @@ class ModelKind:
                 f"model: classes is {model.classes} but the labels have {len(classes)} "
                 f"({', '.join(classes)})"
             )
-        import dataclasses
-
         return dataclasses.replace(model, classes=len(classes))
 
     def dataset_options(

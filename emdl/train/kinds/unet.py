@@ -3,6 +3,7 @@ probability map (touching objects split by a watershed)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
@@ -36,8 +37,6 @@ class UNetKind(ModelKind):
     target = "semantic"
 
     def model_config(self, model: UNetConfig, classes: Sequence[str]) -> UNetConfig:
-        import dataclasses
-
         # The U-Net's output layer follows the labels whatever the config said.
         return dataclasses.replace(model, classes=len(classes))
 
