@@ -42,9 +42,7 @@ from emdl.data.resize import Resize
 from emdl.data.sources import LabeledImage
 from emdl.errors import InputError
 from emdl.io.image import read_image
-from emdl.labels import boxes as box_targets
-from emdl.labels import instances as instance_targets
-from emdl.labels import semantic_mask
+from emdl.labels import box_targets, instance_targets, semantic_mask
 
 TARGETS = ("semantic", "detection", "instances")
 

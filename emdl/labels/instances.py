@@ -23,7 +23,7 @@ def convert_boxes(
     return np.asarray(converted, dtype=np.float32).reshape(-1, 4)
 
 
-def boxes(
+def box_targets(
     image: ImageAnnotation,
     classes: Sequence[str],
     *,
@@ -42,16 +42,18 @@ def boxes(
     }
 
 
-def instances(
+def instance_targets(
     image: ImageAnnotation,
     classes: Sequence[str],
     *,
     bounding_box_format: str = "xyxy",
     line_width: float = 1.0,
 ) -> dict[str, np.ndarray]:
-    """Mask R-CNN targets of ``image``: :func:`boxes` plus ``"masks"``, uint8 0/1
+    """Mask R-CNN targets of ``image``: :func:`box_targets` plus ``"masks"``, uint8 0/1
     ``(N, height, width)``, the full (unoccluded) pixels of each shape."""
-    targets = boxes(image, classes, bounding_box_format=bounding_box_format, line_width=line_width)
+    targets = box_targets(
+        image, classes, bounding_box_format=bounding_box_format, line_width=line_width
+    )
     masks = np.zeros((len(image.shapes), image.height, image.width), dtype=np.uint8)
     for index, shape in enumerate(image.shapes):
         masks[index] = shape_mask(shape, image.height, image.width, line_width=line_width)

@@ -2,9 +2,10 @@
 the confident instances, pooled over images.
 
 Predictions are :class:`~emdl.predict.instances.Instances` with masks (``labels``); truth is
-:func:`emdl.labels.instances`' ``{"boxes", "classes", "masks"}``. Mask AP comes from pycocotools
-(iouType "segm") like the box AP of :func:`~emdl.metrics.detection.score_detections`, which
-scores the boxes; :func:`~emdl.metrics.evaluate.score_masks` scores the unions.
+:func:`emdl.labels.instance_targets`' ``{"boxes", "classes", "masks"}``. Mask AP comes from
+pycocotools (iouType "segm") like the box AP of
+:func:`~emdl.metrics.detection.score_detections`, which scores the boxes;
+:func:`~emdl.metrics.evaluate.score_masks` scores the unions.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def score_instances(
     ``boxes`` float ``(N, 4)`` "xyxy" pixels, ``classes`` int ``(N,)`` 0-based indices into
     ``classes``, ``scores`` float ``(N,)``. ``truth``: ``"boxes"`` ``(M, 4)`` "xyxy",
     ``"classes"`` int ``(M,)``, ``"masks"`` 0/1 ``(M, H, W)``, which may overlap (as
-    :func:`emdl.labels.instances` gives).
+    :func:`emdl.labels.instance_targets` gives).
 
     Returns
     -------

@@ -1,4 +1,5 @@
-"""emdl.labels.instances: one box, class and mask per shape, in keras-cv's box formats."""
+"""emdl.labels.instances (box_targets, instance_targets): one box, class and mask per shape,
+in keras-cv's box formats."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 
 from emdl.annotations import Box, Ellipse, ImageAnnotation, Points, Polygon
 from emdl.io.cvat import read_cvat
-from emdl.labels import boxes, instances
+from emdl.labels import box_targets as boxes
+from emdl.labels import instance_targets as instances
 from emdl.rasterize import shape_mask
 
 CLASSES = ["bubble", "loop"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from emdl.annotations import Box, ImageAnnotation
-from emdl.labels import instances as truth_instances
+from emdl.labels import instance_targets as truth_instances
 from emdl.labels import semantic_mask
 from emdl.metrics.instances import score_instances, union_mask
 from emdl.predict.instances import Instances

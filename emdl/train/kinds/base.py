@@ -22,7 +22,7 @@ from emdl.annotations import ImageAnnotation
 from emdl.data import Augmentation, LabeledImage
 from emdl.data.datasets import build_dataset, window_batches
 from emdl.io.image import read_image
-from emdl.labels import boxes as box_targets
+from emdl.labels import box_targets
 
 if TYPE_CHECKING:
     import keras

@@ -11,8 +11,7 @@ import tensorflow as tf
 from emdl.annotations import ImageAnnotation
 from emdl.data.normalize import min_max
 from emdl.export.saved_model import write_serving
-from emdl.labels import instances as instance_targets
-from emdl.labels import semantic_mask
+from emdl.labels import instance_targets, semantic_mask
 from emdl.metrics.instances import score_instances, union_mask
 from emdl.models.maskrcnn import LOSSES, MaskRCNN, MaskRCNNConfig, build_maskrcnn
 from emdl.models.maskrcnn.config import DEFAULT_LOSS_WEIGHTS
@@ -44,7 +43,7 @@ class MaskRCNNKind(ModelKind):
         return model
 
     def truth(self, annotation: ImageAnnotation, classes: Sequence[str], config: RunConfig) -> dict:
-        """:func:`emdl.labels.instances`: boxes "xyxy", classes, masks ``(M, H, W)``."""
+        """:func:`emdl.labels.instance_targets`: boxes "xyxy", classes, masks ``(M, H, W)``."""
         return instance_targets(annotation, classes, line_width=config.data.line_width)
 
     def predict(self, model: MaskRCNN, image: np.ndarray, config: RunConfig) -> Instances:

@@ -13,7 +13,7 @@ import tensorflow as tf
 from emdl.annotations import ImageAnnotation
 from emdl.data.normalize import min_max
 from emdl.export.saved_model import write_serving
-from emdl.labels import boxes as box_targets
+from emdl.labels import box_targets
 from emdl.metrics.detection import score_detections
 from emdl.models.keras_cv_adapter import decode_regression_to_boxes, dist2bbox, dynamic_anchors
 from emdl.models.yolo import Detector, DetectorConfig, build_detector
