@@ -84,6 +84,7 @@ def _predict(args: argparse.Namespace) -> None:
         args.images,
         args.out,
         pixel_size_nm=args.pixel_size,
+        thickness_nm=args.thickness,
         threshold=args.threshold,
         min_area=args.min_area,
         labels=args.labels or (),
@@ -177,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument(
         "--pixel-size", type=float, help="nm per pixel (default: from each file, if it says)"
+    )
+    predict.add_argument(
+        "--thickness",
+        type=float,
+        metavar="NM",
+        help="foil thickness in nm: adds defects per m^3 and swelling to summary.csv",
     )
     predict.add_argument(
         "--threshold",

@@ -2,8 +2,9 @@
 
 Coordinates are continuous pixel coordinates (pixel ``(r, c)`` covers ``[c, c + 1) x
 [r, r + 1)``, its centre at ``(c + 0.5, r + 0.5)``), lengths in pixels and areas in square
-pixels; a name ending in ``_nm`` / ``_nm2`` / ``_um2`` is in nanometres / square nanometres /
-per square micrometre, given when the pixel size is known.
+pixels; a name ending in ``_nm`` / ``_nm2`` / ``_um2`` / ``_m3`` is in nanometres / square
+nanometres / per square micrometre / per cubic metre, given when the pixel size (for ``_m3`` also
+the foil thickness) is known.
 
 A mask's properties are those of :func:`skimage.measure.regionprops`: ``area`` its pixel count,
 ``equivalent_diameter`` the diameter of the disc of that area, ``major_axis`` / ``minor_axis``
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-from scipy.stats import ks_2samp
+from scipy.stats import chi2, ks_2samp
 from skimage.measure import regionprops
 
 from emdl.predict.instances import Instances
@@ -159,17 +160,39 @@ SUMMARY_COLUMNS = (
     "width",
     "height",
     "pixel_size_nm",
+    "thickness_nm",
     "count",
     "touching_edge",
     "density_per_um2",
+    "density_ci_low_per_um2",
+    "density_ci_high_per_um2",
+    "density_per_m3",
+    "density_ci_low_per_m3",
+    "density_ci_high_per_m3",
     "areal_fraction",
+    "swelling",
     "mean_diameter",
+    "mean_diameter_ci_low",
+    "mean_diameter_ci_high",
     "median_diameter",
     "std_diameter",
     "mean_diameter_nm",
+    "mean_diameter_ci_low_nm",
+    "mean_diameter_ci_high_nm",
     "median_diameter_nm",
     "std_diameter_nm",
 )
+
+# The density columns, filled when the pixel size (and for m^-3 the thickness) is known.
+_DENSITIES = tuple(
+    f"density{part}_per_{unit}" for unit in ("um2", "m3") for part in ("", "_ci_low", "_ci_high")
+)
+
+# The confidence level of every interval in ``summary.csv``, and the bootstrap's settings: a fixed
+# seed, so that the same defects always give the same interval.
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
 
 
 def _diameters(defects: Iterable[Defect]) -> np.ndarray:
@@ -178,15 +201,73 @@ def _diameters(defects: Iterable[Defect]) -> np.ndarray:
     return np.array([d.equivalent_diameter for d in defects if not d.touches_edge], np.float64)
 
 
+def bootstrap_mean_interval(
+    values: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean of ``values`` (any unit; the interval is in
+    the same): ``resamples`` samples of ``len(values)`` values drawn with replacement by
+    ``numpy.random.default_rng(seed)``, and the ``(1 - confidence) / 2`` and
+    ``(1 + confidence) / 2`` quantiles of their means (NumPy's linear interpolation). The same
+    values and seed give the same interval. Raises ValueError for no values."""
+    values = np.asarray(values, np.float64)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError("a bootstrap interval needs at least one value")
+    rng = np.random.default_rng(seed)
+    # Resamples are drawn in chunks of about a million values, so memory stays bounded.
+    chunk = max(1, 1_000_000 // len(values))
+    means = np.concatenate(
+        [
+            values[rng.integers(0, len(values), (min(chunk, resamples - i), len(values)))].mean(1)
+            for i in range(0, resamples, chunk)
+        ]
+    )
+    alpha = 1 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def poisson_interval(count: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The exact (Garwood) interval of the mean of a Poisson law from one observed ``count``:
+    ``chi2.ppf(alpha / 2, 2 k) / 2`` to ``chi2.ppf(1 - alpha / 2, 2 (k + 1)) / 2`` with
+    ``alpha = 1 - confidence`` (the lower end 0 for ``k = 0``), e.g. 4.795 to 18.39 for 10 at
+    95 %. The ends are the means under which a count of at least / at most ``k`` has
+    probability ``alpha / 2``."""
+    if count < 0:
+        raise ValueError(f"a count must be >= 0, got {count}")
+    alpha = 1 - confidence
+    low = float(chi2.ppf(alpha / 2, 2 * count)) / 2 if count > 0 else 0.0
+    return low, float(chi2.ppf(1 - alpha / 2, 2 * (count + 1))) / 2
+
+
+def sphere_volume_nm3(defects: Iterable[Defect], pixel_size_nm: float) -> float:
+    """The summed volume in nm^3 of the ``defects`` as spheres of their equivalent diameters,
+    ``sum(pi / 6 * (d_i * pixel_size_nm) ** 3)``, those cut by the image edge with the diameter
+    of their visible part."""
+    return sum(math.pi / 6 * (d.equivalent_diameter * pixel_size_nm) ** 3 for d in defects)
+
+
+def swelling(defect_volume_nm3: float, volume_nm3: float) -> float | str:
+    """Swelling ``dV / V = v / (volume - v)``: the defects' volume ``v`` over the matrix volume
+    left when it is taken out of the imaged ``volume`` (both nm^3), a fraction (0.01 = 1 %);
+    "" when the defects fill the volume or more (the foil is too thin for them)."""
+    matrix = volume_nm3 - defect_volume_nm3
+    return defect_volume_nm3 / matrix if matrix > 0 else ""
+
+
 def summarize(
     image: str,
     defects: Sequence[Defect],
     width: int,
     height: int,
     pixel_size_nm: float | None = None,
+    thickness_nm: float | None = None,
 ) -> dict:
     """One ``summary.csv`` row (keys :data:`SUMMARY_COLUMNS`) of an image ``width x height``
-    pixels.
+    pixels of a foil ``thickness_nm`` thick.
 
     ``count`` is every defect, those cut by the edge too (``touching_edge`` says how many);
     ``density_per_um2`` is ``count`` per square micrometre of image (empty without a pixel size);
@@ -194,10 +275,28 @@ def summarize(
     twice). The diameter statistics (equivalent diameter, pixels and nm; the standard deviation
     with ``ddof=1``) leave out defects touching the edge, whose size is cut; they are empty when
     no defect is left (the standard deviation: fewer than two).
+
+    With the thickness (and the pixel size), ``density_per_m3`` is ``count`` over the imaged
+    volume, image area x thickness, in m^-3, and ``swelling`` is :func:`swelling` of the defects
+    as spheres of their equivalent diameters (:func:`sphere_volume_nm3`, edge-cut ones with
+    their visible part's diameter) in that volume: ``sum(pi/6 d_i^3) / (A t - sum(pi/6 d_i^3))``
+    with ``d_i`` in nm, ``A`` the image area in nm^2 and ``t`` the thickness in nm. It is
+    computed over every class; it means swelling for cavities (for precipitates it is their
+    volume over the matrix's). Both are empty without the thickness or the pixel size.
+
+    The 95 % intervals (:data:`CONFIDENCE`): ``mean_diameter_ci_low`` / ``_high`` (pixels, and
+    ``_nm``) the percentile bootstrap of the mean diameter over the image's whole defects
+    (:func:`bootstrap_mean_interval`, empty for fewer than two); ``density_ci_low_*`` /
+    ``density_ci_high_*`` the exact Poisson interval of ``count`` (:func:`poisson_interval`; one
+    image's count is a single number, which cannot be bootstrapped) over the image area or
+    volume.
     """
     diameters = _diameters(defects)
+    low, high = bootstrap_mean_interval(diameters) if len(diameters) > 1 else ("", "")
     stats = {
         "mean_diameter": float(diameters.mean()) if len(diameters) else "",
+        "mean_diameter_ci_low": low,
+        "mean_diameter_ci_high": high,
         "median_diameter": float(np.median(diameters)) if len(diameters) else "",
         "std_diameter": float(diameters.std(ddof=1)) if len(diameters) > 1 else "",
     }
@@ -206,17 +305,30 @@ def summarize(
         "width": int(width),
         "height": int(height),
         "pixel_size_nm": "" if pixel_size_nm is None else float(pixel_size_nm),
+        "thickness_nm": "" if thickness_nm is None else float(thickness_nm),
         "count": len(defects),
         "touching_edge": sum(d.touches_edge for d in defects),
-        "density_per_um2": "",
+        **dict.fromkeys(_DENSITIES, ""),
         "areal_fraction": sum(d.area for d in defects) / (width * height),
+        "swelling": "",
         **stats,
     }
     for name, value in stats.items():
         row[f"{name}_nm"] = "" if pixel_size_nm is None or value == "" else value * pixel_size_nm
-    if pixel_size_nm is not None:
-        image_um2 = width * height * (pixel_size_nm / 1000) ** 2
-        row["density_per_um2"] = len(defects) / image_um2
+    if pixel_size_nm is None:
+        return row
+    count_low, count_high = poisson_interval(len(defects))
+    area_nm2 = width * height * pixel_size_nm**2
+    for unit, size in [("um2", area_nm2 / 1e6)] + (
+        [("m3", area_nm2 * thickness_nm / 1e27)] if thickness_nm is not None else []
+    ):
+        row[f"density_per_{unit}"] = len(defects) / size
+        row[f"density_ci_low_per_{unit}"] = count_low / size
+        row[f"density_ci_high_per_{unit}"] = count_high / size
+    if thickness_nm is not None:
+        row["swelling"] = swelling(
+            sphere_volume_nm3(defects, pixel_size_nm), area_nm2 * thickness_nm
+        )
     return row
 
 
@@ -228,25 +340,59 @@ COMPARISON_COLUMNS = (
     "mean_diameter_predicted",
     "mean_diameter_truth",
     "mean_diameter_error",
+    "mean_diameter_predicted_nm",
+    "mean_diameter_truth_nm",
+    "mean_diameter_error_nm",
     "ks_statistic",
+    "ks_pvalue",
 )
 
 
-def _mean(values: np.ndarray) -> float | str:
-    return float(values.mean()) if len(values) else ""
+def _mean(values: np.ndarray | None) -> float | str:
+    return float(values.mean()) if values is not None and len(values) else ""
 
 
 def _difference(a: float | str, b: float | str) -> float | str:
     return "" if a == "" or b == "" else a - b
 
 
-def compare_image(image: str, predicted: Sequence[Defect], truth: Sequence[Defect]) -> dict:
-    """One ``comparison.csv`` row (keys :data:`COMPARISON_COLUMNS`): ``count_error`` is
-    predicted minus true count (all defects); the diameter figures (pixels) are of the defects
-    not touching the edge, the errors predicted minus true, and ``ks_statistic`` the two-sample
-    Kolmogorov-Smirnov statistic of the two diameter samples (empty when either is empty)."""
+def _diameters_nm(
+    defects: Sequence[Defect], pixel_size_nm: float | Sequence[float | None] | None
+) -> np.ndarray | None:
+    """Equivalent diameters in nm of the defects not cut by the edge, ``pixel_size_nm`` one for
+    all or one per defect; None when a pixel size is unknown."""
+    if pixel_size_nm is None or isinstance(pixel_size_nm, int | float):
+        sizes = [pixel_size_nm] * len(defects)
+    else:
+        sizes = list(pixel_size_nm)
+        if len(sizes) != len(defects):
+            raise ValueError(f"{len(sizes)} pixel sizes for {len(defects)} defects")
+    if None in sizes:
+        return None
+    return np.array(
+        [
+            d.equivalent_diameter * s
+            for d, s in zip(defects, sizes, strict=True)
+            if not d.touches_edge
+        ],
+        np.float64,
+    )
+
+
+def _comparison(
+    image: str,
+    predicted: Sequence[Defect],
+    truth: Sequence[Defect],
+    ours_nm: np.ndarray | None,
+    theirs_nm: np.ndarray | None,
+    ks_in_nm: bool,
+) -> dict:
     ours, theirs = _diameters(predicted), _diameters(truth)
     mean_ours, mean_theirs = _mean(ours), _mean(theirs)
+    nm_ours, nm_theirs = _mean(ours_nm), _mean(theirs_nm)
+    in_nm = ks_in_nm and ours_nm is not None and theirs_nm is not None
+    a, b = (ours_nm, theirs_nm) if in_nm else (ours, theirs)
+    ks = ks_2samp(a, b) if len(a) and len(b) else None
     return {
         "image": image,
         "count_predicted": len(predicted),
@@ -255,16 +401,55 @@ def compare_image(image: str, predicted: Sequence[Defect], truth: Sequence[Defec
         "mean_diameter_predicted": mean_ours,
         "mean_diameter_truth": mean_theirs,
         "mean_diameter_error": _difference(mean_ours, mean_theirs),
-        "ks_statistic": (
-            float(ks_2samp(ours, theirs).statistic) if len(ours) and len(theirs) else ""
-        ),
+        "mean_diameter_predicted_nm": nm_ours,
+        "mean_diameter_truth_nm": nm_theirs,
+        "mean_diameter_error_nm": _difference(nm_ours, nm_theirs),
+        "ks_statistic": "" if ks is None else float(ks.statistic),
+        "ks_pvalue": "" if ks is None else float(ks.pvalue),
     }
 
 
-def compare_sets(predicted: Sequence[Defect], truth: Sequence[Defect]) -> dict:
-    """The comparison of all images pooled: as :func:`compare_image` (image ``"all"``), plus
-    ``ks_pvalue`` of the pooled diameter samples."""
-    row = compare_image("all", predicted, truth)
-    ours, theirs = _diameters(predicted), _diameters(truth)
-    row["ks_pvalue"] = float(ks_2samp(ours, theirs).pvalue) if len(ours) and len(theirs) else ""
-    return row
+def compare_image(
+    image: str,
+    predicted: Sequence[Defect],
+    truth: Sequence[Defect],
+    pixel_size_nm: float | None = None,
+) -> dict:
+    """One ``comparison.csv`` row (keys :data:`COMPARISON_COLUMNS`): ``count_error`` is
+    predicted minus true count (all defects); the diameter figures (pixels, and nm with
+    ``pixel_size_nm``, nm per pixel; else those are empty) are of the defects not touching the
+    edge, the errors predicted minus true, and ``ks_statistic`` / ``ks_pvalue`` the two-sample
+    Kolmogorov-Smirnov statistic and p-value (:func:`scipy.stats.ks_2samp`, two-sided) of the
+    two diameter samples (empty when either is empty)."""
+    return _comparison(
+        image,
+        predicted,
+        truth,
+        _diameters_nm(predicted, pixel_size_nm),
+        _diameters_nm(truth, pixel_size_nm),
+        ks_in_nm=False,  # one pixel size: the same statistic in pixels as in nm
+    )
+
+
+def compare_sets(
+    predicted: Sequence[Defect],
+    truth: Sequence[Defect],
+    pixel_size_nm: float | tuple[Sequence[float | None], Sequence[float | None]] | None = None,
+) -> dict:
+    """The comparison of all images pooled: as :func:`compare_image` (image ``"all"``).
+    ``pixel_size_nm`` is nm per pixel, one for every defect, or a pair of sequences, one pixel
+    size per predicted and per true defect, for images of different pixel sizes; the nm
+    columns are empty when any is None. With the pixel sizes known the Kolmogorov-Smirnov test
+    compares the diameters in nm, else in pixels."""
+    if pixel_size_nm is None or isinstance(pixel_size_nm, int | float):
+        sizes = (pixel_size_nm, pixel_size_nm)
+    else:
+        sizes = pixel_size_nm
+    return _comparison(
+        "all",
+        predicted,
+        truth,
+        _diameters_nm(predicted, sizes[0]),
+        _diameters_nm(truth, sizes[1]),
+        ks_in_nm=True,
+    )

@@ -42,7 +42,9 @@ from emdl.analysis.statistics import (
     compare_image,
     compare_sets,
     instance_defects,
+    sphere_volume_nm3,
     summarize,
+    swelling,
 )
 from emdl.analysis.truth import truth_defects
 from emdl.annotations import ImageAnnotation
@@ -57,9 +59,12 @@ from emdl.train.config import RunConfig
 @dataclass
 class PredictionReport:
     """What :func:`predict_images` did: images predicted, defects found (``touching_edge`` of
-    them cut by the image edge), images that failed (``"path: problem"``), and with labels the
-    pooled comparison (:func:`emdl.analysis.statistics.compare_sets`) over ``compared``
-    labeled images."""
+    them cut by the image edge), their mean equivalent diameter (pixels, and nm when every
+    pixel size is known), with a foil thickness and every pixel size known the set's defects
+    per m^3 and swelling (all defects over the summed image volumes, as in
+    :func:`emdl.analysis.statistics.summarize`), images that failed (``"path: problem"``), and
+    with labels the pooled comparison (:func:`emdl.analysis.statistics.compare_sets`) over
+    ``compared`` labeled images."""
 
     out_dir: Path
     images: int = 0
@@ -67,17 +72,24 @@ class PredictionReport:
     touching_edge: int = 0
     mean_diameter: float | None = None
     mean_diameter_nm: float | None = None
+    density_per_m3: float | None = None
+    swelling: float | None = None
     failures: list[str] = field(default_factory=list)
     comparison: dict | None = None
     compared: int = 0
 
     def summary(self) -> str:
-        """One line: images, defects, mean equivalent diameter, where the results are."""
+        """One line: images, defects, mean equivalent diameter, with the thickness the volume
+        density and swelling, where the results are."""
         size = ""
         if self.mean_diameter is not None:
             size = f", mean diameter {self.mean_diameter:.1f} px"
             if self.mean_diameter_nm is not None:
                 size += f" ({self.mean_diameter_nm:.2f} nm)"
+        if self.density_per_m3 is not None:
+            size += f", {self.density_per_m3:.3g} per m^3"
+        if self.swelling is not None:
+            size += f", swelling {100 * self.swelling:.3g} %"
         images = f"{self.images} image{'' if self.images == 1 else 's'}"
         return (
             f"{images}, {self.defects} defects ({self.touching_edge} touching the edge){size} "
@@ -95,6 +107,8 @@ class PredictionReport:
         )
         if c["mean_diameter_error"] != "":
             line += f", mean diameter error {c['mean_diameter_error']:+.2f} px"
+            if c.get("mean_diameter_error_nm", "") != "":
+                line += f" ({c['mean_diameter_error_nm']:+.2f} nm)"
         if c["ks_statistic"] != "":
             line += f", KS statistic {c['ks_statistic']:.3f} (p = {c['ks_pvalue']:.3g})"
         return line
@@ -179,6 +193,11 @@ def _check_pixel_size(pixel_size_nm: float | None) -> None:
         raise ValueError(f"the pixel size must be a positive number of nm, got {pixel_size_nm}")
 
 
+def _check_thickness(thickness_nm: float | None) -> None:
+    if thickness_nm is not None and not (math.isfinite(thickness_nm) and thickness_nm > 0):
+        raise ValueError(f"the thickness must be a positive number of nm, got {thickness_nm}")
+
+
 class _Progress:
     """Progress on ``stream``: keras' ``Progbar`` on a terminal (it writes to stdout, so it is
     pointed at the stream), else one line per image, ``[3/10] name``, for logs."""
@@ -214,6 +233,7 @@ def predict_images(
     out_dir: str | os.PathLike,
     *,
     pixel_size_nm: float | None = None,
+    thickness_nm: float | None = None,
     threshold: float | None = None,
     min_area: float = 0.0,
     labels: Sequence[str | os.PathLike] = (),
@@ -224,16 +244,19 @@ def predict_images(
     ``out_dir``.
 
     ``pixel_size_nm`` (nm per pixel), when given, replaces the pixel size the files record.
+    ``thickness_nm``: the foil thickness in nm, for the defects per m^3 and the swelling of
+    ``summary.csv`` (:func:`emdl.analysis.statistics.summarize`; empty without it).
     ``threshold``: a U-Net's foreground probability or a detector's score (default
     :func:`default_threshold`). ``min_area``: smallest defect kept, square pixels. ``labels``:
     CVAT XML or COCO JSON files whose images (matched by name or file name) are compared with
     the predictions. ``progress``: a stream for a progress bar (None: quiet).
 
     Raises InputError / ValueError, before predicting anything, for a bad run directory, pixel
-    size, threshold or input path, or an empty folder; images that fail are listed in the
+    size, thickness, threshold or input path, or an empty folder; images that fail are listed in the
     report's ``failures`` instead.
     """
     _check_pixel_size(pixel_size_nm)
+    _check_thickness(thickness_nm)
     if min_area < 0:
         raise ValueError(f"the minimum area must be >= 0 square pixels, got {min_area}")
     if threshold is not None and not 0 <= threshold < 1:
@@ -255,6 +278,10 @@ def predict_images(
     truth_scales: list[float | None] = []
     all_predicted: list[Defect] = []
     all_truth: list[Defect] = []
+    all_predicted_scales: list[float | None] = []  # pixel size of each defect's image, nm
+    all_truth_scales: list[float | None] = []
+    # The set's imaged volume and defect volume (spheres), nm^3; None once a pixel size is unknown.
+    volumes: list[float] | None = [0.0, 0.0] if thickness_nm is not None else None
     names: set[str] = set()
     bar = _Progress(progress, len(paths))
     with (
@@ -290,7 +317,14 @@ def predict_images(
             )
             defects = instance_defects(instances, classes)
             defects_csv.writerows(defect.row(name, size_nm) for defect in defects)
-            summary_csv.writerow(summarize(name, defects, width, height, size_nm))
+            summary_csv.writerow(
+                summarize(name, defects, width, height, size_nm, thickness_nm=thickness_nm)
+            )
+            if volumes is not None and size_nm is None:
+                volumes = None
+            elif volumes is not None:
+                volumes[0] += width * height * size_nm**2 * thickness_nm
+                volumes[1] += sphere_volume_nm3(defects, size_nm)
             predicted_images.append(
                 ImageAnnotation(name, width, height, instance_shapes(instances, classes))
             )
@@ -305,9 +339,11 @@ def predict_images(
             scales += [size_nm] * len(whole)
             if truth is not None:
                 found = truth_defects(truth[1], as_boxes=instances.labels is None)
-                comparison_rows.append(compare_image(name, defects, found))
+                comparison_rows.append(compare_image(name, defects, found, size_nm))
                 all_predicted += defects
                 all_truth += found
+                all_predicted_scales += [size_nm] * len(defects)
+                all_truth_scales += [size_nm] * len(found)
                 true_whole = [d.equivalent_diameter for d in found if not d.touches_edge]
                 truth_diameters += true_whole
                 truth_scales += [size_nm] * len(true_whole)
@@ -322,9 +358,15 @@ def predict_images(
         report.mean_diameter = float(np.mean(diameters))
         if in_nm:
             report.mean_diameter_nm = float(np.mean(np.multiply(diameters, scales)))
+    if volumes is not None and report.images:
+        report.density_per_m3 = report.defects / (volumes[0] / 1e27)
+        found_swelling = swelling(volumes[1], volumes[0])
+        report.swelling = None if found_swelling == "" else found_swelling
     if comparison_rows:
         report.compared = len(comparison_rows)
-        report.comparison = compare_sets(all_predicted, all_truth)
+        report.comparison = compare_sets(
+            all_predicted, all_truth, (all_predicted_scales, all_truth_scales)
+        )
         with open(out_dir / "comparison.csv", "w", newline="") as file:
             writer = csv.DictWriter(file, COMPARISON_COLUMNS)
             writer.writeheader()

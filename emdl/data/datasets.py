@@ -141,6 +141,7 @@ def _elements(
     stride: int,
     line_width: float,
     resize: Resize,
+    border_width: int = 0,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Whole images and their targets, decoded, resized and rasterized (run once, then
     cached)."""
@@ -157,7 +158,9 @@ def _elements(
             "starts": np.stack(np.meshgrid(tops, lefts, indexing="ij"), -1).reshape(-1, 2),
         }
         if target == "semantic":
-            mask = semantic_mask(annotation, classes, line_width=line_width)
+            mask = semantic_mask(
+                annotation, classes, line_width=line_width, border_width=border_width
+            )
             element["mask"] = resize.image(mask, order=0)[..., np.newaxis]
         elif target == "detection":
             targets = box_targets(annotation, classes, line_width=line_width)
@@ -262,6 +265,7 @@ def build_dataset(
     line_width: float = 1.0,
     shuffle_buffer: int = 64,
     resize: Resize | None = None,
+    border_width: int = 0,
 ) -> tf.data.Dataset:
     """Batches of crops of ``records`` for target ``target`` ("semantic", "detection",
     "instances"); see the module docstring for their shapes.
@@ -273,7 +277,9 @@ def build_dataset(
     any object. An object cut by the crop edge is clipped, and left out of detection and instance
     targets when less than ``min_visible`` of its area is inside. ``line_width`` (pixels) draws
     polylines and points. ``resize`` brings each image (and its targets) to the scale the model
-    works at before cropping; windows and boxes are in resized pixels. Bad settings raise
+    works at before cropping; windows and boxes are in resized pixels. ``border_width`` > 0
+    (semantic only) adds the class ``len(classes) + 1`` where objects touch
+    (:func:`emdl.labels.semantic_mask`). Bad settings raise
     ValueError (InputError for an image smaller than the window) here, before anything runs.
     """
     stride = window // 2 if stride is None else stride
@@ -282,7 +288,9 @@ def build_dataset(
     classes = list(classes)
     records = list(records)
     source = tf.data.Dataset.from_generator(
-        lambda: _elements(records, classes, target, window, stride, line_width, resize),
+        lambda: _elements(
+            records, classes, target, window, stride, line_width, resize, border_width
+        ),
         output_signature=_signature(target),
     ).cache()
     cropper = _Cropper(target, window, augmentation if training else None, min_visible)
@@ -326,7 +334,9 @@ def build_dataset(
     if training and shuffle_buffer > 1:
         crops = crops.shuffle(shuffle_buffer, seed=seed)
     crops = crops.map(
-        lambda crop: _outputs(crop, target, len(classes), bounding_box_format, one_hot),
+        lambda crop: _outputs(
+            crop, target, len(classes) + (border_width > 0), bounding_box_format, one_hot
+        ),
         num_parallel_calls=autotune,
         deterministic=True,
     )

@@ -33,7 +33,9 @@ class SegmentationLoss(keras.losses.Loss):
     ``y_true`` holds class indices ``(B, H, W, 1)`` (0 background); ``y_pred`` the U-Net's
     probabilities: ``(B, H, W, 1)`` sigmoid when ``classes == 1``, else ``(B, H, W, classes + 1)``
     softmax. Terms: "cross_entropy" (binary or categorical), "dice" (soft Dice of the
-    foreground, over the batch), "focal" (focal cross-entropy, gamma 2).
+    foreground, over the batch), "focal" (focal cross-entropy, gamma 2). ``class_weights``
+    (one per channel of a softmax output, background first) weight each pixel's cross-entropy
+    and focal terms by its true class.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class SegmentationLoss(keras.losses.Loss):
         terms: dict[str, float] | None = None,
         classes: int = 1,
         name: str = "segmentation_loss",
+        class_weights: list[float] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(name=name, **kwargs)
@@ -49,6 +52,9 @@ class SegmentationLoss(keras.losses.Loss):
         if unknown or not self.terms:
             raise ValueError(f"loss terms must be among {TERMS}, got {sorted(self.terms)}")
         self.classes = classes
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        if self.class_weights is not None and len(self.class_weights) != classes + 1:
+            raise ValueError(f"class_weights needs {classes + 1} weights (background first)")
 
     def call(self, y_true, y_pred):
         target = _targets(y_true, self.classes)
@@ -68,10 +74,17 @@ class SegmentationLoss(keras.losses.Loss):
                 else keras.losses.categorical_focal_crossentropy(target, y_pred, gamma=2.0)
             )
             per_pixel += self.terms["focal"] * focal
+        if self.class_weights is not None:
+            per_pixel *= ops.sum(target * ops.convert_to_tensor(self.class_weights), axis=-1)
         per_example = ops.mean(per_pixel, axis=(1, 2))
         if "dice" in self.terms:
             per_example += self.terms["dice"] * soft_dice(target, y_pred)
         return per_example
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "terms": self.terms, "classes": self.classes}
+        return {
+            **super().get_config(),
+            "terms": self.terms,
+            "classes": self.classes,
+            "class_weights": self.class_weights,
+        }

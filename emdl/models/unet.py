@@ -3,7 +3,8 @@
 The model takes float32 images ``(B, H, W, 1)`` in [0, 1] with ``H`` and ``W`` divisible by
 ``2 ** depth`` (:mod:`emdl.predict` pads any image so) and returns per-pixel probabilities:
 ``(B, H, W, 1)`` (sigmoid, foreground) for one class, ``(B, H, W, classes + 1)`` (softmax, channel
-0 background) for several.
+0 background) for several, and with ``border_width`` set ``(B, H, W, classes + 2)``, the last
+channel the borders where objects touch (an instance-aware U-Net).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ class UNetConfig:
     ``convs_per_block`` 3 x 3 convolutions per block; ``upsampling`` "bilinear" (resize, then a
     3 x 3 convolution) or "transpose" (a transposed convolution); ``dropout`` before the bottom
     block and in the decoder; ``classes`` foreground classes (1: sigmoid output).
+
+    ``border_width`` > 0 makes the U-Net instance-aware: it also learns a border class, the
+    object pixels within ``border_width`` pixels of another object
+    (:func:`emdl.labels.semantic.touching_borders`), weighted ``border_weight`` times in the
+    cross-entropy, and instances grow from the objects' cores without it
+    (:func:`emdl.predict.instances.instances_from_borders`).
     """
 
     depth: int = 4
@@ -36,6 +43,8 @@ class UNetConfig:
     dropout: float = 0.0
     upsampling: str = "bilinear"
     classes: int = 1
+    border_width: int = 0
+    border_weight: float = 1.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -45,10 +54,17 @@ class UNetConfig:
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
             (self.upsampling in UPSAMPLING, f"upsampling must be one of {UPSAMPLING}"),
             (self.classes >= 1, f"classes must be at least 1, got {self.classes}"),
+            (self.border_width >= 0, f"border_width must be >= 0, got {self.border_width}"),
+            (self.border_weight > 0, f"border_weight must be > 0, got {self.border_weight}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+
+    @property
+    def labels(self) -> int:
+        """Classes the model tells from the background: ``classes``, and the border class."""
+        return self.classes + (self.border_width > 0)
 
     @property
     def multiple(self) -> int:
@@ -118,12 +134,12 @@ def build_unet(config: UNetConfig | None = None, *, name: str = "unet") -> keras
         if config.dropout:
             x = layers.Dropout(config.dropout, name=f"up{level}_dropout")(x)
         x = apply_conv_block(x, filters, config, f"up{level}")
-    if config.classes == 1:
+    if config.labels == 1:
         outputs = layers.Conv2D(1, 1, activation="sigmoid", name="probabilities", dtype="float32")(
             x
         )
     else:
         outputs = layers.Conv2D(
-            config.classes + 1, 1, activation="softmax", name="probabilities", dtype="float32"
+            config.labels + 1, 1, activation="softmax", name="probabilities", dtype="float32"
         )(x)
     return keras.Model(inputs, outputs, name=name)

@@ -14,9 +14,12 @@ from emdl.predict.instances import Instances, instances_from_boxes, instances_fr
 from emdl.predict.masks import instances_from_masks, segment_instances
 from emdl.predict.segment import classes_from_probabilities, segment_image
 from emdl.predict.tiled import blend_weights, pad_to_multiple, predict_image, tile_batches
+from emdl.predict.tta import DIHEDRAL, Transform, tta_detections, tta_pixels
 
 __all__ = [
+    "DIHEDRAL",
     "Instances",
+    "Transform",
     "blend_weights",
     "classes_from_probabilities",
     "detect_image",
@@ -28,4 +31,6 @@ __all__ = [
     "segment_image",
     "segment_instances",
     "tile_batches",
+    "tta_detections",
+    "tta_pixels",
 ]

@@ -183,12 +183,58 @@ def instances_from_probabilities(
     are dropped and the rest numbered ``1..N`` in raster order of their first marker. A softmax
     object's class is the foreground class with the highest mean probability over its pixels.
     """
+    _check_settings(threshold, min_area)
+    foreground = foreground_probability(probabilities)
+    labels = split_touching(foreground > threshold, split_depth)
+    return _labelled(labels, foreground, probabilities[..., 1:], min_area)
+
+
+def instances_from_borders(
+    probabilities: np.ndarray, *, threshold: float = 0.5, min_area: float = 0.0
+) -> Instances:
+    """Instances of an instance-aware U-Net's softmax ``(H, W, classes + 2)``: channel 0 the
+    background, then the classes, last the borders where objects touch.
+
+    The foreground (``1 - p_background > threshold``) is cut along the borders: each connected
+    core (foreground pixels whose likeliest non-background channel is a class, not the border)
+    seeds one object, and the objects grow back over the border pixels by a watershed on the
+    distance to the cores, so that each keeps its whole outline. A foreground piece without a core
+    is an object of its own. Objects of fewer than ``min_area`` pixels are dropped; classes and
+    scores as :func:`instances_from_probabilities`.
+    """
+    _check_settings(threshold, min_area)
+    if probabilities.ndim != 3 or probabilities.shape[-1] < 3:
+        raise ValueError(
+            f"border probabilities must be (H, W, classes + 2), got {probabilities.shape}"
+        )
+    foreground = foreground_probability(probabilities)
+    mask = foreground > threshold
+    core = mask & (probabilities[..., 1:-1].max(axis=-1) >= probabilities[..., -1])
+    markers, count = ndi.label(core, structure=_EIGHT)
+    # The cores grow over the border pixels by distance (nearest core first, as a flood inside
+    # the foreground), which parts two objects midway across their border band; the border
+    # probability itself is flat across a confident band and would part them by flooding order.
+    labels = watershed(ndi.distance_transform_edt(~core), markers, mask=mask)
+    rest = mask & (labels == 0)
+    if rest.any():
+        extra, _ = ndi.label(rest, structure=_EIGHT)
+        labels[rest] = extra[rest] + count
+    return _labelled(labels.astype(np.int32), foreground, probabilities[..., 1:-1], min_area)
+
+
+def _check_settings(threshold: float, min_area: float) -> None:
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold must be in [0, 1), got {threshold}")
     if min_area < 0:
         raise ValueError(f"min_area must be >= 0, got {min_area}")
-    foreground = foreground_probability(probabilities)
-    labels = split_touching(foreground > threshold, split_depth)
+
+
+def _labelled(
+    labels: np.ndarray, foreground: np.ndarray, class_probabilities: np.ndarray, min_area: float
+) -> Instances:
+    """Instances of object ids ``labels`` int32 ``(H, W)`` (``1..N``): objects under
+    ``min_area`` pixels dropped, scores the mean ``foreground`` probability, classes the
+    channel of ``class_probabilities`` ``(H, W, K)`` (K = 0: one class) with the highest mean."""
     count = int(labels.max())
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     keep = areas >= min_area
@@ -201,12 +247,12 @@ def instances_from_probabilities(
     flat = labels.ravel()
     sums = np.bincount(flat, weights=foreground.ravel(), minlength=count + 1)[1:]
     scores = (sums / np.maximum(areas, 1)).astype(np.float32)
-    if probabilities.shape[-1] == 1:
+    if class_probabilities.shape[-1] <= 1:
         classes = np.zeros(count, np.int32)
     else:
         per_class = [
-            np.bincount(flat, weights=probabilities[..., c].ravel(), minlength=count + 1)[1:]
-            for c in range(1, probabilities.shape[-1])
+            np.bincount(flat, weights=class_probabilities[..., c].ravel(), minlength=count + 1)[1:]
+            for c in range(class_probabilities.shape[-1])
         ]
         classes = np.argmax(np.stack(per_class, axis=-1), axis=-1).astype(np.int32).reshape(-1)
     height, width = labels.shape

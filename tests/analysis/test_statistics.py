@@ -7,17 +7,23 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import ks_2samp
+from scipy.stats import chi2, ks_2samp, poisson
 
 from emdl.analysis.statistics import (
+    COMPARISON_COLUMNS,
     DEFECT_COLUMNS,
+    SUMMARY_COLUMNS,
     Defect,
+    bootstrap_mean_interval,
     box_defect,
     compare_image,
     compare_sets,
     instance_defects,
     mask_defects,
+    poisson_interval,
+    sphere_volume_nm3,
     summarize,
+    swelling,
 )
 from emdl.analysis.truth import truth_defects
 from emdl.annotations import Box, Ellipse, ImageAnnotation, Polygon, Polyline
@@ -231,3 +237,138 @@ def test_detector_boxes_become_defects_in_order():
     scores = np.float32([0.9, 0.6])  # as the detector gives them
     assert first == box_defect((0, 0, 10, 4), "loop", id=1, score=scores[0], touches_edge=True)
     assert second == box_defect((20, 20, 30, 40), "bubble", id=2, score=scores[1])
+
+
+def test_volume_density_and_swelling_by_hand():
+    # 100 x 50 pixels of 2 nm: 200 x 100 nm = 2e4 nm^2; 50 nm thick: 1e6 nm^3 = 1e-21 m^3.
+    defects = sized(5, 5, 10) + sized(4, edge=True)  # 10, 10, 20 nm whole, 8 nm cut
+    row = summarize("a.png", defects, 100, 50, pixel_size_nm=2.0, thickness_nm=50.0)
+    assert list(row) == list(SUMMARY_COLUMNS)
+    assert (row["pixel_size_nm"], row["thickness_nm"], row["count"]) == (2.0, 50.0, 4)
+    assert row["density_per_um2"] == pytest.approx(4 / 0.02, rel=1e-12)
+    assert row["density_per_m3"] == pytest.approx(4e21, rel=1e-12)
+    # Spheres of every defect's equivalent diameter, the cut one's too: 1000 + 1000 + 8000 + 512.
+    volume = math.pi / 6 * 10512
+    assert sphere_volume_nm3(defects, 2.0) == pytest.approx(volume, rel=1e-12)
+    assert row["swelling"] == pytest.approx(volume / (1e6 - volume), rel=1e-12)
+    assert row["swelling"] == pytest.approx(0.005535, abs=1e-6)
+    # The density intervals are the exact Poisson interval of the count 4 over area and volume.
+    low, high = chi2.ppf(0.025, 8) / 2, chi2.ppf(0.975, 10) / 2
+    assert row["density_ci_low_per_um2"] == pytest.approx(low / 0.02, rel=1e-12)
+    assert row["density_ci_high_per_um2"] == pytest.approx(high / 0.02, rel=1e-12)
+    assert row["density_ci_low_per_m3"] == pytest.approx(low * 1e21, rel=1e-12)
+    assert row["density_ci_high_per_m3"] == pytest.approx(high * 1e21, rel=1e-12)
+
+
+def test_volume_columns_need_the_thickness_and_the_pixel_size():
+    defects = sized(5, 10)
+    no_thickness = summarize("a.png", defects, 100, 50, pixel_size_nm=2.0)
+    assert no_thickness["thickness_nm"] == ""
+    assert no_thickness["density_per_um2"] == pytest.approx(100.0)
+    assert no_thickness["density_per_m3"] == no_thickness["swelling"] == ""
+    assert no_thickness["density_ci_low_per_m3"] == no_thickness["density_ci_high_per_m3"] == ""
+    no_pixel_size = summarize("a.png", defects, 100, 50, thickness_nm=50.0)
+    assert no_pixel_size["thickness_nm"] == 50.0
+    for name in ("density_per_um2", "density_ci_low_per_um2", "density_per_m3", "swelling"):
+        assert no_pixel_size[name] == "", name
+    # A 20 nm sphere in 20 x 20 x 1 nm of foil: the matrix volume would be negative.
+    assert summarize("b.png", sized(10), 10, 10, 2.0, 1.0)["swelling"] == ""
+    assert swelling(500.0, 400.0) == swelling(400.0, 400.0) == ""
+    assert swelling(100.0, 400.0) == 100 / 300
+
+
+def test_exact_poisson_interval():
+    assert poisson_interval(0) == (0.0, pytest.approx(-math.log(0.025)))  # 3.689
+    low, high = poisson_interval(10)
+    assert (low, high) == (pytest.approx(4.7954, abs=1e-4), pytest.approx(18.3904, abs=1e-4))
+    for count in (1, 4, 10, 137):
+        low, high = poisson_interval(count)
+        assert low == pytest.approx(chi2.ppf(0.025, 2 * count) / 2, rel=1e-12)
+        assert high == pytest.approx(chi2.ppf(0.975, 2 * count + 2) / 2, rel=1e-12)
+        # The ends are the means under which the count or more / or fewer has probability 2.5 %.
+        assert poisson.sf(count - 1, low) == pytest.approx(0.025, rel=1e-9)
+        assert poisson.cdf(count, high) == pytest.approx(0.025, rel=1e-9)
+        assert low < count < high
+    with pytest.raises(ValueError, match="a count must be >= 0"):
+        poisson_interval(-1)
+
+
+def test_bootstrap_interval_of_the_mean():
+    values = np.random.default_rng(7).normal(20.0, 4.0, 400)
+    first = bootstrap_mean_interval(values)
+    assert bootstrap_mean_interval(values) == first  # the same every time
+    assert bootstrap_mean_interval(values, seed=1) != first
+    low, high = first
+    assert low < values.mean() < high
+    # About the normal interval, mean +- 1.96 standard errors.
+    half = 1.96 * values.std(ddof=1) / math.sqrt(len(values))
+    assert low == pytest.approx(values.mean() - half, abs=0.1 * half)
+    assert high == pytest.approx(values.mean() + half, abs=0.1 * half)
+    # Resamples of {a, b} have means a, (a + b) / 2, b with probabilities 1/4, 1/2, 1/4.
+    assert bootstrap_mean_interval([3.0, 7.0]) == (3.0, 7.0)
+    assert bootstrap_mean_interval([5.0] * 9) == (5.0, 5.0)
+    assert bootstrap_mean_interval([2.0], resamples=10) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="at least one value"):
+        bootstrap_mean_interval([])
+
+
+def test_summary_intervals_of_the_mean_diameter():
+    defects = sized(10, 12, 14, 20, 9) + sized(40, edge=True)  # the cut one is left out
+    row = summarize("a.png", defects, 100, 50, pixel_size_nm=0.5)
+    assert (row["mean_diameter_ci_low"], row["mean_diameter_ci_high"]) == bootstrap_mean_interval(
+        [d.equivalent_diameter for d in defects[:5]]
+    )
+    assert row["mean_diameter_ci_low"] < row["mean_diameter"] < row["mean_diameter_ci_high"]
+    assert row["mean_diameter_ci_low"] >= 9 - 1e-9 and row["mean_diameter_ci_high"] <= 20 + 1e-9
+    assert row["mean_diameter_ci_low_nm"] == row["mean_diameter_ci_low"] * 0.5
+    assert row["mean_diameter_ci_high_nm"] == row["mean_diameter_ci_high"] * 0.5
+    assert summarize("a.png", defects, 100, 50) == {
+        **row,
+        "pixel_size_nm": "",
+        **{name: "" for name in row if name.endswith(("_nm", "_um2", "_m3"))},
+    }
+    one = summarize("b.png", sized(10), 100, 50, pixel_size_nm=0.5)
+    assert one["mean_diameter"] == pytest.approx(10.0)
+    assert one["mean_diameter_ci_low"] == one["mean_diameter_ci_high_nm"] == ""
+
+
+def test_comparison_in_nm_and_ks_pvalue_per_image():
+    predicted = sized(10, 12, 14) + sized(30, edge=True)
+    truth = sized(12, 14, 16)
+    row = compare_image("a.png", predicted, truth, pixel_size_nm=0.5)
+    assert list(row) == list(COMPARISON_COLUMNS)
+    assert row["mean_diameter_predicted_nm"] == pytest.approx(6.0)
+    assert row["mean_diameter_truth_nm"] == pytest.approx(7.0)
+    assert row["mean_diameter_error_nm"] == pytest.approx(-1.0)
+    assert row["ks_pvalue"] == pytest.approx(ks_2samp([10, 12, 14], [12, 14, 16]).pvalue)
+    blank = compare_image("a.png", predicted, truth)
+    assert blank["mean_diameter_error_nm"] == blank["mean_diameter_truth_nm"] == ""
+    assert {k: v for k, v in blank.items() if not k.endswith("_nm")} == {
+        k: v for k, v in row.items() if not k.endswith("_nm")
+    }
+    assert compare_image("b.png", [], truth, 0.5)["ks_pvalue"] == ""
+
+
+def test_pooled_comparison_over_images_of_different_pixel_sizes():
+    # Image 1 (1 nm pixels): predicted 10, true 12 px; image 2 (2 nm): predicted 10, true 9 px.
+    predicted = sized(10) + sized(10) + sized(50, edge=True)
+    truth = sized(12) + sized(9)
+    sizes = ([1.0, 2.0, 2.0], [1.0, 2.0])
+    row = compare_sets(predicted, truth, sizes)
+    assert row["mean_diameter_error"] == pytest.approx(-0.5)  # 10 - 10.5 px
+    assert row["mean_diameter_predicted_nm"] == pytest.approx(15.0)  # (10 + 20) / 2
+    assert row["mean_diameter_truth_nm"] == pytest.approx(15.0)  # (12 + 18) / 2
+    assert row["mean_diameter_error_nm"] == pytest.approx(0.0, abs=1e-12)
+    # Pooled over pixel sizes, the test compares nm: {10, 20} against {12, 18}.
+    expected = ks_2samp([10, 20], [12, 18])
+    assert (row["ks_statistic"], row["ks_pvalue"]) == (
+        pytest.approx(expected.statistic),
+        pytest.approx(expected.pvalue),
+    )
+    unknown = compare_sets(predicted, truth, ([1.0, None, None], [1.0, None]))
+    assert unknown["mean_diameter_error_nm"] == ""
+    assert unknown["ks_statistic"] == pytest.approx(ks_2samp([10, 10], [12, 9]).statistic)
+    one = compare_sets(predicted, truth, 2.0)
+    assert one["mean_diameter_error_nm"] == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="2 pixel sizes for 3 defects"):
+        compare_sets(predicted, truth, ([1.0, 2.0], [1.0, 2.0]))

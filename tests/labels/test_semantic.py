@@ -67,3 +67,43 @@ def test_real_bubble_masks(data_dir):
             assert set(np.unique(mask)) <= {0, 1}
         foreground = np.mean([mask.mean() for mask in masks])
         assert 0.05 < foreground < 0.6  # bubbles cover part of each image, not all of it
+
+
+def test_borders_mark_where_objects_touch_and_nowhere_else():
+    # Two boxes side by side (columns 0-3 and 4-7), a third alone: only the touching columns
+    # within the border width become the border class.
+    image = ImageAnnotation(
+        "a.png",
+        width=14,
+        height=4,
+        shapes=[
+            Box(label="void", xtl=0, ytl=0, xbr=4, ybr=4),
+            Box(label="void", xtl=4, ytl=0, xbr=8, ybr=4),
+            Box(label="precipitate", xtl=10, ytl=0, xbr=14, ybr=4),
+        ],
+    )
+    mask = semantic_mask(image, CLASSES, border_width=1)
+    border = len(CLASSES) + 1
+    assert mask[0].tolist() == [1, 1, 1, border, border, 1, 1, 1, 0, 0, 2, 2, 2, 2]
+    assert (mask == mask[0]).all()  # every row alike
+    wide = semantic_mask(image, CLASSES, border_width=2)
+    assert wide[0].tolist() == [1, 1, border, border, border, border, 1, 1, 0, 0, 2, 2, 2, 2]
+    # An object 2 pixels from another (a gap of 1) is bordered too at width 2, not at width 1.
+    gap = ImageAnnotation(
+        "b.png",
+        width=9,
+        height=2,
+        shapes=[
+            Box(label="void", xtl=0, ytl=0, xbr=4, ybr=2),
+            Box(label="void", xtl=5, ytl=0, xbr=9, ybr=2),
+        ],
+    )
+    assert semantic_mask(gap, CLASSES, border_width=1)[0].tolist() == [1] * 4 + [0] + [1] * 4
+    assert semantic_mask(gap, CLASSES, border_width=2)[0].tolist() == [1, 1, 1, 4, 0, 4, 1, 1, 1]
+
+
+def test_the_border_width_must_be_a_pixel_or_more():
+    from emdl.labels.semantic import touching_borders
+
+    with pytest.raises(ValueError, match="at least 1 pixel"):
+        touching_borders(np.zeros((3, 3), np.int32), 0)

@@ -180,3 +180,25 @@ def test_bad_run_configs(tmp_path, text, problem):
 def test_evaluate_needs_a_finished_run(tmp_path):
     with pytest.raises(InputError, match="not a finished run directory: no config.json"):
         load_run(tmp_path)
+
+
+@pytest.mark.slow
+def test_an_instance_aware_unet_runs_end_to_end(folder, tmp_path):
+    import dataclasses
+
+    config = tiny_config(*folder)
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, border_width=2, border_weight=3.0)
+    )
+    result = train_run(config, tmp_path / "run", verbose=0)
+    # Background, the classes and the border class; scored as a plain U-Net against the labels.
+    assert result.model.output_shape[-1] == len(result.config.classes) + 2 == 4
+    assert {"iou", "dice", "pixel_accuracy"} <= set(result.metrics)
+    loaded, model = load_run(tmp_path / "run")
+    assert loaded.model.border_width == 2
+    kind = loaded.model_kind
+    image = box_image(64).astype(np.float32) / 255
+    predicted = kind.predict(model, image, loaded)
+    assert predicted.shape == (64, 64) and set(np.unique(predicted)) <= {0, 1, 2}
+    found = kind.instances(model, image, loaded, threshold=0.5)
+    assert found.labels.shape == (64, 64)

@@ -1,5 +1,6 @@
 """The U-Net kind: semantic segmentation, instances from connected components of its
-probability map (touching objects split by a watershed)."""
+probability map, touching objects split by a watershed on the distance transform or, for an
+instance-aware U-Net (``model.border_width`` > 0), along the borders it learned."""
 
 from __future__ import annotations
 
@@ -18,8 +19,14 @@ from emdl.metrics import ForegroundDice, ForegroundIoU, PixelAccuracy
 from emdl.metrics.evaluate import score_masks
 from emdl.models.losses import TERMS, SegmentationLoss
 from emdl.models.unet import UNetConfig, build_unet
-from emdl.predict.instances import Instances, instances_from_probabilities
-from emdl.predict.segment import segment_image
+from emdl.predict.instances import (
+    Instances,
+    foreground_probability,
+    instances_from_borders,
+    instances_from_probabilities,
+)
+from emdl.predict.segment import classes_from_probabilities
+from emdl.predict.tiled import predict_image
 from emdl.train.config import RunConfig
 from emdl.train.kinds.base import ModelKind, Row
 from emdl.train.optimizer import adamw
@@ -40,18 +47,26 @@ class UNetKind(ModelKind):
         # The U-Net's output layer follows the labels whatever the config said.
         return dataclasses.replace(model, classes=len(classes))
 
+    def dataset_options(self, training, classes, config: RunConfig) -> dict:
+        border = config.model.border_width
+        return {"border_width": border} if border else {}
+
     def build(self, config: RunConfig, *, compiled: bool = True) -> keras.Model:
         """A U-Net; compiled with AdamW (cosine decay, optional weight average), the composed
-        loss and IoU, Dice and pixel accuracy per foreground class."""
-        model = build_unet(config.model)
+        loss (the border class weighted ``border_weight``) and IoU, Dice and pixel accuracy per
+        foreground class."""
+        settings = config.model
+        model = build_unet(settings)
         if compiled:
-            classes = config.model.classes
             metrics = [ForegroundIoU(1), ForegroundDice(1)]
-            for class_id in range(2, classes + 1):
+            for class_id in range(2, settings.classes + 1):
                 metrics += [ForegroundIoU(class_id), ForegroundDice(class_id)]
+            weights = None
+            if settings.border_width:
+                weights = [1.0] * (settings.classes + 1) + [settings.border_weight]
             model.compile(
                 optimizer=adamw(config.training),
-                loss=SegmentationLoss(config.loss, classes=classes),
+                loss=SegmentationLoss(config.loss, classes=settings.labels, class_weights=weights),
                 metrics=[*metrics, PixelAccuracy()],
             )
         return model
@@ -61,17 +76,27 @@ class UNetKind(ModelKind):
     ) -> np.ndarray:
         return semantic_mask(annotation, classes, line_width=config.data.line_width)
 
-    def probabilities(self, model: keras.Model, image: np.ndarray, config: RunConfig):
-        """Probabilities float32 ``(H, W, C)`` and class indices uint8 ``(H, W)`` of a whole
-        image, in tiles of the training window overlapping by a quarter of it."""
+    def probabilities(self, model: keras.Model, image: np.ndarray, config: RunConfig) -> np.ndarray:
+        """Probabilities float32 ``(H, W, C)`` of a whole image, in tiles of the training window
+        overlapping by a quarter of it."""
         window = config.data.window
-        return segment_image(
-            model, image, tile=window, overlap=window // 4, multiple=config.model.multiple
+        return predict_image(
+            model.predict_on_batch,
+            image,
+            tile=window,
+            overlap=window // 4,
+            multiple=config.model.multiple,
         )
 
     def predict(self, model: keras.Model, image: np.ndarray, config: RunConfig) -> np.ndarray:
-        """Class indices uint8 ``(H, W)``."""
-        return self.probabilities(model, image, config)[1]
+        """Class indices uint8 ``(H, W)``: an instance-aware U-Net's border pixels belong to
+        the foreground, with the likeliest class."""
+        probabilities = self.probabilities(model, image, config)
+        if not config.model.border_width:
+            return classes_from_probabilities(probabilities)
+        foreground = foreground_probability(probabilities) > THRESHOLD
+        likeliest = probabilities[..., 1:-1].argmax(axis=-1) + 1
+        return np.where(foreground, likeliest, 0).astype(np.uint8)
 
     def score(self, pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], classes, config) -> dict:
         """:func:`emdl.metrics.evaluate.score_masks`."""
@@ -86,8 +111,11 @@ class UNetKind(ModelKind):
         threshold: float,
         min_area: float = 0.0,
     ) -> Instances:
-        probabilities, _ = self.probabilities(model, image, config)
-        return instances_from_probabilities(probabilities, threshold=threshold, min_area=min_area)
+        probabilities = self.probabilities(model, image, config)
+        found = (
+            instances_from_borders if config.model.border_width else instances_from_probabilities
+        )
+        return found(probabilities, threshold=threshold, min_area=min_area)
 
     def default_threshold(self, config: RunConfig, metrics: Mapping | None) -> float:
         return THRESHOLD
