@@ -2,9 +2,9 @@
 its outputs are mapped back and merged, for every model kind.
 
 The eight orientations (:data:`DIHEDRAL`, the dihedral group of the square) are the identity,
-the three quarter turns, and those four followed by a horizontal flip. Defects in micrographs
-have no preferred orientation, so each view is an equally valid question to the model; averaging
-the answers cancels part of the model's orientation-dependent error.
+the three quarter turns, and those four followed by a horizontal flip. It assumes the defects
+have no preferred orientation in the micrographs, so that each view is an equally valid question
+to the model; averaging the answers then cancels part of its orientation-dependent error.
 
 - :func:`tta_pixels` wraps a per-pixel batch function (the U-Net's): the eight outputs, each
   turned back, are averaged.
@@ -198,12 +198,12 @@ def _fuse(
         iou = box_iou(boxes[i : i + 1], fused)[0]
         # At most one member per view: a detector's own NMS already split one view's boxes into
         # distinct objects, and it keeps members <= 8 so the confidence stays <= their mean.
-        open_ = [
+        joinable = [
             classes[c[0]] == classes[i] and views[i] not in views[c] and iou[k] > iou_threshold
             for k, c in enumerate(clusters)
         ]
-        if any(open_):
-            k = int(np.argmax(np.where(open_, iou, -1)))
+        if any(joinable):
+            k = int(np.argmax(np.where(joinable, iou, -1)))
             clusters[k].append(i)
         else:
             k = len(clusters)
@@ -253,10 +253,11 @@ def tta_detections(
     (:meth:`Transform.inverse_boxes`) and turns its mask grids back the same way (the grid
     turns with its box), then fuses the views per tile:
 
-    - Clusters: going down the detections by descending score, an unclustered one starts a
-      cluster and takes, from each other view, the unclustered detection of its class with the
-      highest IoU (> ``iou_threshold``, by :func:`emdl.boxes.box_iou`) with it. So a cluster
-      has at most one member per view.
+    - Clusters (greedy, as weighted box fusion): going down the tile's detections of all views
+      by descending score, each joins the cluster of its class whose current fused box has
+      the highest IoU with it (> ``iou_threshold``, by :func:`emdl.boxes.box_iou`), among the
+      clusters with no member from its view yet; failing that it starts a cluster. So a
+      cluster has at most one member per view (a view's own boxes are distinct objects).
     - Box: the score-weighted mean of the members' boxes (as weighted box fusion).
     - Mask: the plain mean of the members' grids. Each grid spans its own member's box, not the
       fused box, so averaging them cell by cell is an approximation of resampling them all onto

@@ -315,3 +315,22 @@ def test_masks_from_some_calls_only_are_refused():
 
     with pytest.raises(ValueError, match="masks"):
         tta_detections(sometimes)(tile_with()[None, :, :, None])
+
+
+def test_two_boxes_of_one_view_stay_two_objects():
+    # A view's own boxes are distinct objects to its detector, however much they overlap.
+    original = tile_with()
+    twin = np.float64(BOX) + 0.5
+
+    def twins(tiles):
+        return batch_dict(
+            [
+                [(BOX, 0, 0.9), (twin, 0, 0.8)] if view_of(t, original) == 0 else []
+                for t in tiles[..., 0]
+            ]
+        )
+
+    out = tta_detections(twins)(original[None, :, :, None])
+    assert out["num_detections"].tolist() == [2]
+    np.testing.assert_allclose(out["boxes"][0], [BOX, twin], atol=1e-5)
+    np.testing.assert_allclose(out["confidence"][0], [0.9 / 8, 0.8 / 8], atol=1e-6)
