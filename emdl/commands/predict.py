@@ -101,8 +101,9 @@ class PredictionReport:
         if self.comparison is None:
             return ""
         c = self.comparison
+        images = f"{self.compared} image{'' if self.compared == 1 else 's'}"
         line = (
-            f"against the truth on {self.compared} images: count error {c['count_error']:+d} "
+            f"against the truth on {images}: count error {c['count_error']:+d} "
             f"(predicted {c['count_predicted']}, true {c['count_truth']})"
         )
         if c["mean_diameter_error"] != "":

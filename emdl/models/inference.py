@@ -14,7 +14,8 @@ class TiledInference:
     pixels (objects keep the pixel size they were trained at), and predicted in ``tile`` x
     ``tile`` tiles (resized pixels) overlapping by ``overlap``. ``confidence_threshold``,
     ``iou_threshold`` and ``max_detections`` (per tile) configure the non-max suppression that
-    decodes predictions.
+    decodes predictions. ``tta``: each tile is also predicted in its seven other flips and
+    quarter turns and the eight views' detections merged (:func:`emdl.predict.tta.tta_detections`).
 
     Subclasses add their own fields and extend :meth:`checks`; a failed check is a ValueError
     ``"model: <problem>"``.
@@ -27,6 +28,7 @@ class TiledInference:
     confidence_threshold: float = 0.05
     iou_threshold: float = 0.6
     max_detections: int = 300
+    tta: bool = False
 
     multiple = 32  # the coarsest stride: input sizes must divide by it
 

@@ -33,7 +33,9 @@ class UNetConfig:
     object pixels within ``border_width`` pixels of another object
     (:func:`emdl.labels.semantic.touching_borders`), weighted ``border_weight`` times in the
     cross-entropy, and instances grow from the objects' cores without it
-    (:func:`emdl.predict.instances.instances_from_borders`).
+    (:func:`emdl.predict.instances.instances_from_borders`). ``tta``: whole images are
+    predicted with test-time augmentation, the probabilities averaged over the eight flips and
+    quarter turns of each tile (:func:`emdl.predict.tta.tta_pixels`).
     """
 
     depth: int = 4
@@ -45,6 +47,7 @@ class UNetConfig:
     classes: int = 1
     border_width: int = 0
     border_weight: float = 1.0
+    tta: bool = False
 
     def __post_init__(self) -> None:
         checks = [

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from scipy.stats import chi2, ks_2samp
 from skimage import io as skio
 
 from emdl.analysis.statistics import box_defect, instance_defects
@@ -214,3 +216,119 @@ def test_bad_paths_are_one_line(capsys, tmp_path):
         1,
         f"emdl: error: {empty}: not a finished run directory: no config.json\n",
     )
+
+
+@pytest.mark.parametrize("thickness", ["0", "-20", "nan", "inf"])
+def test_a_bad_thickness_is_one_line(capsys, tmp_path, thickness):
+    # Refused before anything else: the run directory and the (empty) image folder are not read.
+    status, out, err = run(
+        capsys, "predict", tmp_path, tmp_path, "--out", tmp_path / "o", "--thickness", thickness
+    )
+    problem = f"the thickness must be a positive number of nm, got {float(thickness)}"
+    assert (status, out, err) == (1, "", f"emdl: error: {problem}\n")
+    assert not (tmp_path / "o").exists()
+
+
+def _stand_in_detector(monkeypatch, boxes):
+    """Make ``emdl predict`` use a detector run that finds ``boxes`` (class "loop") in every
+    image."""
+    config = RunConfig(data=DataConfig(labels=("x.xml",), images="."), kind="yolo")
+    config = RunConfig(**{**config.__dict__, "classes": ("loop",)})
+    monkeypatch.setattr(folder_module, "load_predictor", lambda run_dir: (config, None))
+    found = {
+        "boxes": np.float32(boxes),
+        "classes": np.zeros(len(boxes), np.int32),
+        "scores": np.full(len(boxes), 0.9, np.float32),
+    }
+    monkeypatch.setattr(
+        "emdl.train.kinds.yolo.DetectorKind.predict", lambda self, model, image, cfg: found
+    )
+
+
+def test_thickness_gives_volume_density_and_swelling(capsys, monkeypatch, tmp_path):
+    # Three boxes, none cut by the edge, in 64 x 64 pixels of 0.5 nm, against the four BOXES.
+    found = [(4, 6, 20, 14), (30, 30, 50, 58), (40, 2, 56, 12)]
+    _stand_in_detector(monkeypatch, found)
+    skio.imsave(tmp_path / "c.png", box_image(64), check_contrast=False)
+    labels = tmp_path / "labels.xml"
+    labels.write_text(cvat_text(box_xml("c.png", 64, label="loop")))
+    out = tmp_path / "out"
+    status, stdout, _ = run(
+        capsys,
+        "predict",
+        "run",
+        tmp_path / "c.png",
+        "--out",
+        out,
+        "--threshold",
+        0.5,
+        "--pixel-size",
+        0.5,
+        "--thickness",
+        100,
+        "--labels",
+        labels,
+    )
+    assert status == 0
+
+    # By hand: areas 128, 560, 160 px; the image 32 x 32 = 1024 nm^2, x 100 nm = 1.024e-22 m^3.
+    diameters = [math.sqrt(4 * a / math.pi) for a in (128, 560, 160)]
+    true_diameters = [math.sqrt(4 * a / math.pi) for a in (128, 560, 200, 308)]
+    spheres = sum(math.pi / 6 * (0.5 * d) ** 3 for d in diameters)
+    (summary,) = rows(out / "summary.csv")
+    assert (summary["pixel_size_nm"], summary["thickness_nm"], summary["count"]) == (
+        "0.5",
+        "100.0",
+        "3",
+    )
+    assert float(summary["density_per_m3"]) == pytest.approx(3 / 1.024e-22, rel=1e-12)
+    assert float(summary["density_ci_low_per_m3"]) == pytest.approx(
+        chi2.ppf(0.025, 6) / 2 / 1.024e-22, rel=1e-12
+    )
+    assert float(summary["density_ci_high_per_m3"]) == pytest.approx(
+        chi2.ppf(0.975, 8) / 2 / 1.024e-22, rel=1e-12
+    )
+    assert float(summary["density_ci_low_per_um2"]) == pytest.approx(
+        chi2.ppf(0.025, 6) / 2 / 1.024e-3, rel=1e-12
+    )
+    assert float(summary["swelling"]) == pytest.approx(spheres / (102400 - spheres), rel=1e-12)
+    low, high = float(summary["mean_diameter_ci_low"]), float(summary["mean_diameter_ci_high"])
+    assert min(diameters) <= low < float(summary["mean_diameter"]) < high <= max(diameters)
+    assert float(summary["mean_diameter_ci_high_nm"]) == pytest.approx(high * 0.5)
+
+    comparison = rows(out / "comparison.csv")
+    assert [row["image"] for row in comparison] == ["c.png", "all"]
+    error = np.mean(diameters) - np.mean(true_diameters)
+    ks = ks_2samp(diameters, true_diameters)
+    for row in comparison:
+        assert float(row["mean_diameter_error"]) == pytest.approx(error)
+        assert float(row["mean_diameter_error_nm"]) == pytest.approx(error * 0.5)
+        assert float(row["mean_diameter_truth_nm"]) == pytest.approx(np.mean(true_diameters) / 2)
+        assert float(row["ks_pvalue"]) == pytest.approx(ks.pvalue)
+
+    assert stdout.splitlines() == [
+        f"1 image, 3 defects (0 touching the edge), mean diameter {np.mean(diameters):.1f} px "
+        f"({np.mean(diameters) / 2:.2f} nm), {3 / 1.024e-22:.3g} per m^3, "
+        f"swelling {100 * spheres / (102400 - spheres):.3g} % -> {out}",
+        f"against the truth on 1 image: count error -1 (predicted 3, true 4), mean diameter "
+        f"error {error:+.2f} px ({error / 2:+.2f} nm), KS statistic {ks.statistic:.3f} "
+        f"(p = {ks.pvalue:.3g})",
+    ]
+
+    # Without a pixel size the thickness is recorded but there is no volume to divide by.
+    status, stdout, _ = run(
+        capsys,
+        "predict",
+        "run",
+        tmp_path / "c.png",
+        "--out",
+        tmp_path / "p",
+        "--threshold",
+        0.5,
+        "--thickness",
+        100,
+    )
+    assert status == 0 and "per m^3" not in stdout and "swelling" not in stdout
+    (summary,) = rows(tmp_path / "p/summary.csv")
+    assert summary["thickness_nm"] == "100.0"
+    assert summary["density_per_m3"] == summary["swelling"] == summary["density_per_um2"] == ""

@@ -193,6 +193,17 @@ class ModelKind:
         raise NotImplementedError
 
 
+def detection_batches(model: keras.Model, config: RunConfig):
+    """The batch function of a detector or Mask R-CNN for tiled prediction: its
+    ``predict_on_batch``, with the eight views of each tile merged when ``model.tta`` is set
+    (:func:`emdl.predict.tta.tta_detections`, clustering at the run's NMS IoU)."""
+    if not config.model.tta:
+        return model.predict_on_batch
+    from emdl.predict.tta import tta_detections
+
+    return tta_detections(model.predict_on_batch, iou_threshold=config.model.iou_threshold)
+
+
 def object_counts(records: Sequence[LabeledImage], classes: Sequence[str]) -> list[int]:
     """The number of labeled objects of ``classes`` in each record."""
     return [len(box_targets(r.annotation, classes)["classes"]) for r in records]

@@ -18,7 +18,7 @@ from emdl.models.maskrcnn.config import DEFAULT_LOSS_WEIGHTS
 from emdl.predict.instances import Instances
 from emdl.predict.masks import segment_instances
 from emdl.train.config import RunConfig
-from emdl.train.kinds.base import ModelKind, Row, box_dataset_options
+from emdl.train.kinds.base import ModelKind, Row, box_dataset_options, detection_batches
 from emdl.train.optimizer import adamw
 from emdl.train.report import plot_overlays
 
@@ -67,7 +67,7 @@ class MaskRCNNKind(ModelKind):
         """Instances of a whole micrograph, resized and cut into tiles as the model config says
         (:func:`emdl.predict.masks.segment_instances`), with its NMS and mask threshold."""
         return segment_instances(
-            model.predict_on_batch,
+            detection_batches(model, config),
             image,
             **config.model.tiling(),
             score_threshold=threshold,

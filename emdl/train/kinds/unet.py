@@ -27,6 +27,7 @@ from emdl.predict.instances import (
 )
 from emdl.predict.segment import classes_from_probabilities
 from emdl.predict.tiled import predict_image
+from emdl.predict.tta import tta_pixels
 from emdl.train.config import RunConfig
 from emdl.train.kinds.base import ModelKind, Row
 from emdl.train.optimizer import adamw
@@ -78,10 +79,14 @@ class UNetKind(ModelKind):
 
     def probabilities(self, model: keras.Model, image: np.ndarray, config: RunConfig) -> np.ndarray:
         """Probabilities float32 ``(H, W, C)`` of a whole image, in tiles of the training window
-        overlapping by a quarter of it."""
+        overlapping by a quarter of it (averaged over the eight flips and turns of each with
+        ``model.tta``)."""
         window = config.data.window
+        predict_batch = model.predict_on_batch
+        if config.model.tta:
+            predict_batch = tta_pixels(predict_batch)
         return predict_image(
-            model.predict_on_batch,
+            predict_batch,
             image,
             tile=window,
             overlap=window // 4,

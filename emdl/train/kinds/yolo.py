@@ -20,7 +20,7 @@ from emdl.models.yolo import Detector, DetectorConfig, build_detector
 from emdl.predict.detect import detect_image
 from emdl.predict.instances import Instances, instances_from_boxes
 from emdl.train.config import RunConfig
-from emdl.train.kinds.base import ModelKind, Row, box_dataset_options
+from emdl.train.kinds.base import ModelKind, Row, box_dataset_options, detection_batches
 from emdl.train.optimizer import adamw
 from emdl.train.report import plot_detections
 
@@ -63,7 +63,8 @@ class DetectorKind(ModelKind):
         """Detections in a whole micrograph, resized and cut into tiles as the model config says
         and merged across tiles (:func:`emdl.predict.detect.detect_image`): ``{"boxes" float32
         (N, 4) "xyxy" image pixels, "classes" int32 (N,), "scores" float32 (N,)}``."""
-        return detect_image(model.predict_on_batch, image, **config.model.tiling(), batch_size=1)
+        batches = detection_batches(model, config)
+        return detect_image(batches, image, **config.model.tiling(), batch_size=1)
 
     def score(self, pairs: Iterable, classes: Sequence[str], config: RunConfig) -> dict:
         """AP, precision, recall, F1 and count errors
