@@ -67,7 +67,11 @@ def _evaluate(args: argparse.Namespace) -> None:
     from emdl.commands.evaluate import evaluate_run
 
     config, metrics = evaluate_run(
-        args.run_dir, args.labels, args.images, missing="skip" if args.skip_missing else "error"
+        args.run_dir,
+        args.labels,
+        args.images,
+        missing="skip" if args.skip_missing else "error",
+        tta=args.tta,
     )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as file:
@@ -89,6 +93,7 @@ def _predict(args: argparse.Namespace) -> None:
         min_area=args.min_area,
         labels=args.labels or (),
         progress=sys.stderr,
+        tta=args.tta,
     )
     print(report.summary())
     if report.comparison is not None:
@@ -98,6 +103,9 @@ def _predict(args: argparse.Namespace) -> None:
     if report.failures:
         total = report.images + len(report.failures)
         raise EmdlError(f"{len(report.failures)} of {total} images could not be predicted")
+
+
+TTA_HELP = "test-time augmentation: each tile also in its 7 other flips and quarter turns"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--skip-missing", action="store_true", help="leave out labeled images not in --images"
     )
+    evaluate.add_argument("--tta", action="store_true", help=TTA_HELP)
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser(
@@ -194,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-area", type=float, default=10.0, help="smallest defect in pixels (default 10)"
     )
     predict.add_argument("--labels", nargs="+", help="CVAT XML or COCO JSON truth to compare with")
+    predict.add_argument("--tta", action="store_true", help=TTA_HELP)
     predict.set_defaults(run=_predict)
     return parser
 

@@ -16,11 +16,15 @@ def evaluate_run(
     images_dir: str | os.PathLike,
     *,
     missing: str = "error",
+    tta: bool = False,
 ) -> tuple[RunConfig, dict]:
     """The run's config and the scores of its model on labeled images (classes matched by name
-    to the run's), whole images predicted in tiles; ``evaluated_images`` counts them. The keys
-    are its kind's (:meth:`~emdl.train.kinds.base.ModelKind.score`)."""
+    to the run's), whole images predicted in tiles (with test-time augmentation when ``tta``
+    or the run's config says so); ``evaluated_images`` counts them. The keys are its kind's
+    (:meth:`~emdl.train.kinds.base.ModelKind.score`)."""
     config, model = load_run(run_dir)
+    if tta:
+        config = config.with_model(tta=True)
     records, classes = load_labeled_images(labels, images_dir, missing=missing)
     unknown = [name for name in classes if name not in config.classes]
     if unknown:

@@ -239,6 +239,7 @@ def predict_images(
     min_area: float = 0.0,
     labels: Sequence[str | os.PathLike] = (),
     progress: TextIO | None = None,
+    tta: bool = False,
 ) -> PredictionReport:
     """Predict the defects of every image in ``inputs`` (files and folders, see
     :func:`image_paths`) with the run in ``run_dir`` and write the module's files to
@@ -265,6 +266,8 @@ def predict_images(
     paths = image_paths(inputs)
     truth_index = _truth_index(labels)
     config, model = load_predictor(run_dir)
+    if tta:
+        config = config.with_model(tta=True)
     if threshold is None:
         threshold = default_threshold(run_dir, config)
     classes = list(config.classes) or ["defect"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,10 @@ class RunConfig:
         values["data"]["validation_labels"] = list(self.data.validation_labels)
         values["classes"] = list(self.classes)
         return values
+
+    def with_model(self, **changes) -> RunConfig:
+        """This config with the model section's ``changes`` (e.g. ``tta=True``)."""
+        return replace(self, model=replace(self.model, **changes))
 
     @property
     def model_kind(self):

@@ -88,3 +88,26 @@ def test_only_the_registry_compares_kind_names():
 
 def test_the_check_sees_a_comparison():
     assert kind_comparisons(ast.parse("if config.kind == 'yolo':\n    pass\n")) == [1]
+
+
+def test_tta_of_a_model_equivariant_by_construction_changes_nothing():
+    import keras
+    import numpy as np
+
+    # A pointwise model: flipping or turning its input turns its output alike.
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(inputs))
+    config = RunConfig(data=DataConfig(labels=("x.xml",), images=".", window=32))
+    config = config.with_model(depth=2)
+    image = np.random.default_rng(0).random((40, 56), np.float32)
+    kind = config.model_kind
+    plain = kind.probabilities(model, image, config)
+    augmented = kind.probabilities(model, image, config.with_model(tta=True))
+    assert plain.shape == augmented.shape == (40, 56, 1)
+    np.testing.assert_allclose(augmented, plain, atol=1e-6)
+    # A model that is not equivariant is changed by it.
+    shifted = keras.Model(inputs, keras.layers.Conv2D(1, (1, 3), padding="same")(inputs))
+    assert not np.allclose(
+        kind.probabilities(shifted, image, config),
+        kind.probabilities(shifted, image, config.with_model(tta=True)),
+    )
