@@ -47,8 +47,20 @@ def otsu_instances(image):
     )
 
 
+_TRAINED: dict = {}
+
+
 def trained(method: str, folder: Path, train_index: int, args, out: Path):
-    """The run of ``method`` trained on image ``train_index`` alone: (config, model)."""
+    """The run of ``method`` trained on image ``train_index`` alone: (config, model); the
+    ``+tta`` variant of a method shares its runs, predicting with test-time augmentation."""
+    base = method.removesuffix("+tta")
+    if (base, train_index) not in _TRAINED:
+        _TRAINED[base, train_index] = _train(base, folder, train_index, args, out)
+    config, model = _TRAINED[base, train_index]
+    return (config.with_model(tta=True) if method.endswith("+tta") else config), model
+
+
+def _train(method: str, folder: Path, train_index: int, args, out: Path):
     from emdl.experiments import maskrcnn_bubbles, unet_bubbles
     from emdl.train.run import train_run
 
@@ -62,7 +74,7 @@ def trained(method: str, folder: Path, train_index: int, args, out: Path):
         if method.startswith("unet-borders"):
             model = dataclasses.replace(config.model, border_width=2)
             config = dataclasses.replace(config, model=model)
-    run_dir = out / f"{method.removesuffix('+tta')}-train{train_index + 1}"
+    run_dir = out / f"{method}-train{train_index + 1}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = train_run(config, run_dir, verbose=2)

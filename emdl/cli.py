@@ -78,6 +78,9 @@ def _evaluate(args: argparse.Namespace) -> None:
             json.dump(metrics, file, indent=2)
             file.write("\n")
     print(f"{config.model_kind.headline(metrics)} on {metrics['evaluated_images']} images")
+    from emdl.train.calibration import calibration_line, read_calibration
+
+    print(calibration_line(read_calibration(args.run_dir)))
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -197,10 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--threshold",
         type=float,
-        help="U-Net foreground probability (default 0.5) or detector score (default: the run's)",
+        help="U-Net foreground probability or detector / Mask R-CNN score (default: the "
+        "run's calibration, else 0.5, the run's F1-best score, 0.7)",
     )
     predict.add_argument(
-        "--min-area", type=float, default=10.0, help="smallest defect in pixels (default 10)"
+        "--min-area",
+        type=float,
+        help="smallest defect in pixels (default: the run's calibration, else 10)",
     )
     predict.add_argument("--labels", nargs="+", help="CVAT XML or COCO JSON truth to compare with")
     predict.add_argument("--tta", action="store_true", help=TTA_HELP)

@@ -53,7 +53,10 @@ from emdl.export.cvat_predictions import instance_shapes, write_predictions
 from emdl.io.image import SUPPORTED_SUFFIXES, read_micrograph
 from emdl.io.labels import read_labels
 from emdl.predict.instances import Instances
+from emdl.train.calibration import read_calibration
 from emdl.train.config import RunConfig
+
+MIN_AREA = 10.0  # square pixels: the smallest defect kept when the run has no calibration
 
 
 @dataclass
@@ -236,7 +239,7 @@ def predict_images(
     pixel_size_nm: float | None = None,
     thickness_nm: float | None = None,
     threshold: float | None = None,
-    min_area: float = 0.0,
+    min_area: float | None = None,
     labels: Sequence[str | os.PathLike] = (),
     progress: TextIO | None = None,
     tta: bool = False,
@@ -248,8 +251,10 @@ def predict_images(
     ``pixel_size_nm`` (nm per pixel), when given, replaces the pixel size the files record.
     ``thickness_nm``: the foil thickness in nm, for the defects per m^3 and the swelling of
     ``summary.csv`` (:func:`emdl.analysis.statistics.summarize`; empty without it).
-    ``threshold``: a U-Net's foreground probability or a detector's score (default
-    :func:`default_threshold`). ``min_area``: smallest defect kept, square pixels. ``labels``:
+    ``threshold``: a U-Net's foreground probability or a detector's score, and ``min_area``:
+    the smallest defect kept, square pixels; by default the run's ``calibration.json``
+    (:mod:`emdl.train.calibration`), else :func:`default_threshold` and :data:`MIN_AREA`.
+    ``labels``:
     CVAT XML or COCO JSON files whose images (matched by name or file name) are compared with
     the predictions. ``progress``: a stream for a progress bar (None: quiet).
 
@@ -259,7 +264,7 @@ def predict_images(
     """
     _check_pixel_size(pixel_size_nm)
     _check_thickness(thickness_nm)
-    if min_area < 0:
+    if min_area is not None and not min_area >= 0:
         raise ValueError(f"the minimum area must be >= 0 square pixels, got {min_area}")
     if threshold is not None and not 0 <= threshold < 1:
         raise ValueError(f"the threshold must be in [0, 1), got {threshold}")
@@ -268,8 +273,11 @@ def predict_images(
     config, model = load_predictor(run_dir)
     if tta:
         config = config.with_model(tta=True)
+    calibration = read_calibration(run_dir)
     if threshold is None:
-        threshold = default_threshold(run_dir, config)
+        threshold = calibration["threshold"] if calibration else default_threshold(run_dir, config)
+    if min_area is None:
+        min_area = calibration["min_area"] if calibration else MIN_AREA
     classes = list(config.classes) or ["defect"]
     out_dir = Path(out_dir)
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import keras
 from emdl.data import LabeledImage, load_labeled_images
 from emdl.data.sources import split_by_image
 from emdl.errors import InputError
+from emdl.train.calibration import calibrate, calibration_line, write_calibration
 from emdl.train.callbacks import BEST_WEIGHTS, run_callbacks
 from emdl.train.config import RunConfig
 from emdl.train.report import plot_curves
@@ -69,7 +70,9 @@ def train_run(
     Runs under :func:`choose_strategy`; the global batch is ``batch_size x replicas``. A run
     directory whose ``backup/`` survives an interruption resumes where it stopped. ``metrics.json``
     holds the scores on the validation images (whole images, tiled), or on the training images
-    when there is no validation part, with ``evaluated_on`` saying which.
+    when there is no validation part, with ``evaluated_on`` saying which. With validation images
+    the post-processing is calibrated on them (``calibration.json``,
+    :mod:`emdl.train.calibration`); ``emdl predict`` uses it unless told otherwise.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -124,6 +127,13 @@ def train_run(
     metrics = kind.evaluate(model, evaluated, classes, config)
     metrics["evaluated_on"] = "validation" if validation else "training"
     if chief:
+        if validation:
+            calibration = calibrate(model, validation, classes, config, metrics)
+            write_calibration(run_dir, calibration)
+        else:
+            calibration = None
+        if verbose:
+            print(calibration_line(calibration) + ("" if validation else " (no validation images)"))
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         plot_curves(run_dir / "history.csv", run_dir / "curves.png")
         shown = list(kind.predictions(model, evaluated[:SHOWN], classes, config))
