@@ -55,7 +55,9 @@ def _train(args: argparse.Namespace) -> None:
 
     config = load_config(args.config)
     out = args.out or str(Path("runs") / Path(args.config).stem)
-    result = train_run(config, out, verbose=1)
+    # Per-step bars on a terminal; one line per epoch in a log file.
+    verbose = 1 if sys.stdout.isatty() else 2
+    result = train_run(config, out, verbose=verbose, overwrite=args.overwrite)
     metrics = result.metrics
     headline = result.config.model_kind.headline(metrics)
     print(f"{out}: {headline} on the {metrics['evaluated_on']} images")
@@ -162,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("config", help="JSON run configuration (see emdl.train.config)")
     train.add_argument("--out", help="run directory (default: runs/<config name>)")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train again into a run directory that holds a finished run (its files are removed)",
+    )
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser(

@@ -21,6 +21,9 @@ def arguments(
     parser.add_argument("--out", default=f"runs/{name}", help="run directory")
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--steps-per-epoch", type=int, default=steps_per_epoch)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="train again over a finished run in --out"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return args
@@ -42,10 +45,15 @@ def find_data(name: str, data_dir: str | None) -> tuple[Path, tuple[Path, Path] 
     return folder, pair
 
 
-def train(config, out: str):
+def train(config, out: str, *, overwrite: bool = False):
     """:func:`emdl.train.run.train_run` with a line of progress per epoch."""
+    from emdl.errors import EmdlError
     from emdl.train.run import train_run
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the four images Lab_2 names but the lecture lacks
-        return train_run(config, out, verbose=2)
+        try:
+            return train_run(config, out, verbose=2, overwrite=overwrite)
+        except EmdlError as exc:  # e.g. a finished run in --out: one line, status 1
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None

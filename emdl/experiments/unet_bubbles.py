@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = default_config(
         folder, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, hold_out=pair is None
     )
-    result = bubbles.train(config, args.out)
+    result = bubbles.train(config, args.out, overwrite=args.overwrite)
     metrics = result.metrics
     if pair is not None:
         metrics = score_test_pair(result.model, result.config, *pair)

@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # DL_for_Microscopy_Train_Lab_2.xml also labels four images the lecture does not ship.
         missing="skip",
     )
-    result = bubbles.train(config, args.out)
+    result = bubbles.train(config, args.out, overwrite=args.overwrite)
     metrics = result.metrics
     if pair is not None:
         metrics = score_test_pair(result.model, result.config, *pair)

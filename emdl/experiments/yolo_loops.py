@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/yolo_loops", help="run directory")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--steps-per-epoch", type=int, default=40)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="train again over a finished run in --out"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -110,7 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps_per_epoch=args.steps_per_epoch,
         longest_side=640,
     )
-    result = train_run(config, args.out, verbose=2)
+    from emdl.errors import EmdlError
+
+    try:
+        result = train_run(config, args.out, verbose=2, overwrite=args.overwrite)
+    except EmdlError as exc:  # e.g. a finished run in --out: one line, status 1
+        print(f"yolo_loops: {exc}", file=sys.stderr)
+        return 1
     print(report(result.metrics, ULTRALYTICS, "YOLOv8n (PyT)"))
     return 0
 

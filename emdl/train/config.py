@@ -154,7 +154,14 @@ class RunConfig:
         return cls(**values)
 
     def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write the config as JSON with absolute label and image paths, so that
+        ``emdl train RUN_DIR/config.json`` works from any directory."""
+        values = self.to_dict()
+        data = values["data"]
+        for key in ("labels", "validation_labels"):
+            data[key] = [os.path.abspath(name) for name in data[key]]
+        data["images"] = os.path.abspath(data["images"])
+        Path(path).write_text(json.dumps(values, indent=2) + "\n")
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,22 @@ from emdl.train.report import plot_curves
 from emdl.train.strategy import choose_strategy, is_chief
 
 SHOWN = 4  # images drawn in overlays.png
+TRAINED = "trained"  # written when training ends, before the stages after it
+# What a run writes into its directory (the files --overwrite removes).
+RUN_FILES = (
+    "config.json",
+    "history.csv",
+    BEST_WEIGHTS,
+    TRAINED,
+    "calibration.json",
+    "curves.png",
+    "overlays.png",
+    "metrics.json",
+    "backup",
+    "tensorboard",
+    "saved_model",
+    "worker_tmp",
+)
 
 
 @dataclass
@@ -63,19 +80,31 @@ def train_run(
     *,
     verbose: int | str = 1,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    overwrite: bool = False,
 ) -> RunResult:
     """Train the model of ``config.kind`` as ``config`` says and fill ``run_dir`` (created if
     needed); ``callbacks`` run after the run's own (:func:`run_callbacks`).
 
     Runs under :func:`choose_strategy`; the global batch is ``batch_size x replicas``. A run
-    directory whose ``backup/`` survives an interruption resumes where it stopped. ``metrics.json``
+    directory whose ``backup/`` survives an interruption resumes where it stopped; one whose
+    training ended (``trained``) but not its later stages (evaluation, calibration, plots,
+    export) goes on with those. A finished run (``metrics.json``, written last) is refused with
+    an InputError unless ``overwrite``, which first removes the run's own files. ``metrics.json``
     holds the scores on the validation images (whole images, tiled), or on the training images
     when there is no validation part, with ``evaluated_on`` saying which. With validation images
     the post-processing is calibrated on them (``calibration.json``,
     :mod:`emdl.train.calibration`); ``emdl predict`` uses it unless told otherwise.
     """
     run_dir = Path(run_dir)
+    if (run_dir / "metrics.json").is_file():
+        if not overwrite:
+            raise InputError(
+                run_dir,
+                "holds a finished run; give --overwrite to train it again, or another --out",
+            )
+        _remove_run_files(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    say = print if verbose else lambda *_: None
     keras.utils.set_random_seed(config.training.seed)
     training, validation, classes = _split(config)
     kind = config.model_kind
@@ -96,26 +125,32 @@ def train_run(
     monitor = (
         config.training.monitor if validation else config.training.monitor.removeprefix("val_")
     )
-    model.fit(
-        train_data,
-        epochs=config.training.epochs,
-        steps_per_epoch=config.training.steps_per_epoch,
-        validation_data=validation_data,
-        # Counted, so that Keras knows where the validation windows end.
-        validation_steps=validation_steps or None,
-        shuffle=False,  # the pipeline shuffles
-        callbacks=[
-            *run_callbacks(
-                run_dir,
-                monitor=monitor,
-                patience=config.training.early_stopping_patience,
-                chief=chief,
-                replicas=strategy.num_replicas_in_sync,
-            ),
-            *callbacks,
-        ],
-        verbose=verbose,
-    )
+    trained = run_dir / TRAINED
+    if trained.is_file():
+        say(f"{run_dir}: training ended before; going on with the stages after it")
+    else:
+        model.fit(
+            train_data,
+            epochs=config.training.epochs,
+            steps_per_epoch=config.training.steps_per_epoch,
+            validation_data=validation_data,
+            # Counted, so that Keras knows where the validation windows end.
+            validation_steps=validation_steps or None,
+            shuffle=False,  # the pipeline shuffles
+            callbacks=[
+                *run_callbacks(
+                    run_dir,
+                    monitor=monitor,
+                    patience=config.training.early_stopping_patience,
+                    chief=chief,
+                    replicas=strategy.num_replicas_in_sync,
+                ),
+                *callbacks,
+            ],
+            verbose=verbose,
+        )
+        if chief:
+            trained.write_text("training ended; the stages after it follow\n")
     weights = run_dir / BEST_WEIGHTS if chief else run_dir / "worker_tmp" / BEST_WEIGHTS
     if strategy.num_replicas_in_sync > 1:
         # Under the strategy Keras predicts collectively: each call hands the whole batch to
@@ -124,22 +159,37 @@ def train_run(
         model = kind.build(config, compiled=False)
     model.load_weights(weights)
     evaluated = validation or training
+    which = "validation" if validation else "training"
+    say(f"evaluating on {len(evaluated)} {which} image{'s' * (len(evaluated) != 1)} ...")
     metrics = kind.evaluate(model, evaluated, classes, config)
-    metrics["evaluated_on"] = "validation" if validation else "training"
+    metrics["evaluated_on"] = which
     if chief:
         if validation:
+            say(f"calibrating the post-processing on {len(validation)} validation images ...")
             calibration = calibrate(model, validation, classes, config, metrics)
             write_calibration(run_dir, calibration)
         else:
             calibration = None
-        if verbose:
-            print(calibration_line(calibration) + ("" if validation else " (no validation images)"))
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        say(calibration_line(calibration) + ("" if validation else " (no validation images)"))
+        say("plotting curves.png and overlays.png ...")
         plot_curves(run_dir / "history.csv", run_dir / "curves.png")
         shown = list(kind.predictions(model, evaluated[:SHOWN], classes, config))
         kind.plot(shown, classes, config, metrics, run_dir / "overlays.png")
+        say("exporting saved_model/ ...")
         kind.export(model, run_dir / "saved_model", config)
+        # Last: a run directory with metrics.json is a finished run.
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return RunResult(run_dir, config, model, metrics)
+
+
+def _remove_run_files(run_dir: Path) -> None:
+    """Remove what a run writes into ``run_dir`` (and nothing else there)."""
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:

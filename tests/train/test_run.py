@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -204,3 +205,64 @@ def test_an_instance_aware_unet_runs_end_to_end(folder, tmp_path):
     assert predicted.shape == (64, 64) and set(np.unique(predicted)) <= {0, 1, 2}
     found = kind.instances(model, image, loaded, threshold=0.5)
     assert found.labels.shape == (64, 64)
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_refused_rerun_elsewhere_or_overwritten(folder, tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    train_run(tiny_config(*folder, epochs=1), run_dir, verbose=0)
+    with pytest.raises(InputError, match="holds a finished run; give --overwrite"):
+        train_run(tiny_config(*folder, epochs=1), run_dir, verbose=0)
+    # The stored config has absolute paths: it trains again from any directory.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    stored = json.loads((run_dir / "config.json").read_text())
+    assert Path(stored["data"]["images"]).is_absolute()
+    assert main(["train", str(run_dir / "config.json"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "metrics.json").is_file()
+    # --overwrite removes the run's own files (not others) and trains afresh.
+    (run_dir / "notes.txt").write_text("mine")
+    result = train_run(tiny_config(*folder, epochs=1), run_dir, verbose=0, overwrite=True)
+    with open(run_dir / "history.csv") as file:
+        assert [row["epoch"] for row in csv.DictReader(file)] == ["0"]
+    assert (run_dir / "notes.txt").read_text() == "mine"
+    assert result.metrics["evaluated_on"] == "validation"
+
+
+@pytest.mark.slow
+def test_a_run_interrupted_after_training_finishes_without_training_again(folder, tmp_path):
+    run_dir = tmp_path / "run"
+
+    class ExportError(RuntimeError):
+        pass
+
+    config = tiny_config(*folder, epochs=1)
+    kind = config.model_kind
+    original = type(kind).export
+
+    def fail(*args, **kwargs):
+        raise ExportError
+
+    type(kind).export = fail
+    try:
+        with pytest.raises(ExportError):
+            train_run(config, run_dir, verbose=0)
+    finally:
+        type(kind).export = original
+    assert (run_dir / "trained").is_file() and not (run_dir / "metrics.json").exists()
+    started = EpochsStarted()
+    train_run(config, run_dir, verbose=0, callbacks=[started])
+    assert started.epochs == []  # not trained again
+    assert (run_dir / "saved_model" / "saved_model.pb").is_file()
+    assert (run_dir / "metrics.json").is_file()
+
+
+def test_the_recorded_experiment_configs_point_at_the_shared_data():
+    from tests.conftest import REPO
+
+    for name in ("unet_bubbles", "maskrcnn_bubbles", "yolo_loops"):
+        config = load_config(REPO / "experiments" / name / "config.json")
+        shared = (REPO.parent / "shared" / "data").resolve()
+        for path in (config.data.images, *config.data.labels):
+            assert Path(path).resolve().is_relative_to(shared), (name, path)
