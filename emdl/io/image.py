@@ -276,6 +276,13 @@ def _read_rsciio(path: str | os.PathLike, suffix: str) -> tuple[np.ndarray, floa
     return data, _nm(x_axis.get("scale"), x_axis.get("units"))
 
 
+def unit_gray(data: np.ndarray, source: str | os.PathLike = "image") -> np.ndarray:
+    """An array of any dtype (gray ``(H, W)`` or colour ``(H, W, 3|4)``) as emdl's models take
+    it: float32 ``(H, W)`` min-max scaled to [0, 1], as :func:`read_image` gives files; an
+    InputError naming ``source`` for complex, empty, non-finite or other-shaped data."""
+    return _to_unit_gray(np.asarray(data), source)
+
+
 def _to_unit_gray(data: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     """2-D gray or ``(H, W, 3|4)`` colour data as float32 ``(H, W)`` min-max scaled to [0, 1]."""
     if np.iscomplexobj(data):
