@@ -15,7 +15,12 @@ def _convert(args: argparse.Namespace) -> None:
     from emdl.commands.convert import convert_labels, summary
 
     annotations, written = convert_labels(
-        args.labels, args.to, args.out, images_dir=args.images, line_width=args.line_width
+        args.labels,
+        args.to,
+        args.out,
+        images_dir=args.images,
+        line_width=args.line_width,
+        skip_missing=args.skip_missing,
     )
     print(f"{summary(annotations)} -> {written}")
 
@@ -134,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="width in pixels of polylines and points in masks and boxes (default 1)",
+    )
+    convert.add_argument(
+        "--skip-missing", action="store_true", help="leave out labeled images not in --images"
     )
     convert.set_defaults(run=_convert)
 

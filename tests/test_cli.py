@@ -230,3 +230,43 @@ def test_augment_window_larger_than_the_image(capsys, tmp_path, labeled_folder):
         f"emdl: error: {folder / 'a.png'}: image is 64 x 64, smaller than the 128 x 128 crop "
         "window\n"
     )
+
+
+def test_convert_skips_missing_images_when_asked(tmp_path, capsys, data_dir):
+    cli = main
+    data = data_dir / "bubbles"
+    labels = data / "DL_for_Microscopy_Train_Lab_2.xml"
+    assert (
+        cli(
+            [
+                "convert",
+                str(labels),
+                "--to",
+                "masks",
+                "--out",
+                str(tmp_path / "m"),
+                "--images",
+                str(data),
+            ]
+        )
+        == 1
+    )
+    assert "not found in" in capsys.readouterr().err
+    status = cli(
+        [
+            "convert",
+            str(labels),
+            "--to",
+            "masks",
+            "--out",
+            str(tmp_path / "m"),
+            "--images",
+            str(data),
+            "--skip-missing",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert status == 0
+    assert out.startswith("images: 1, ")  # the one image of the five that the folder has
+    assert err.count("emdl: warning:") == 4 and "left out" in err
+    assert [p.name for p in (tmp_path / "m").iterdir()] == ["DL_for_Microscopy_Train_Img_2.png"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 from emdl.annotations import Annotations
+from emdl.errors import LabelWarning
 from emdl.io.labels import check_images, read_labels
 
 FORMATS = ("coco", "yolo", "masks", "cvat")
@@ -18,19 +21,23 @@ def convert_labels(
     *,
     images_dir: str | os.PathLike | None = None,
     line_width: float = 1.0,
+    skip_missing: bool = False,
 ) -> tuple[Annotations, Path]:
     """Read ``labels`` (CVAT XML or COCO JSON) and write them as ``to`` under ``out_dir``.
 
     ``to`` is one of :data:`FORMATS`: "coco" writes ``out_dir/annotations.json``, "yolo"
     ``out_dir/labels/<image>.txt`` and ``out_dir/classes.txt``, "masks" ``out_dir/<image>.png``
     (uint8 class indices), "cvat" ``out_dir/annotations.xml``. With ``images_dir`` every image the
-    labels name must be there with the labels' size. ``line_width`` (pixels) draws polylines and
-    points in masks and boxes. Returns the labels read and the main path written.
+    labels name must be there with the labels' size, or with ``skip_missing`` the images not
+    there are left out with a LabelWarning naming each. ``line_width`` (pixels) draws polylines
+    and points in masks and boxes. Returns the labels converted and the main path written.
     """
     if to not in FORMATS:
         raise ValueError(f"unknown format '{to}', expected one of {', '.join(FORMATS)}")
     annotations = read_labels(labels)
     if images_dir is not None:
+        if skip_missing:
+            annotations = _present(annotations, Path(images_dir))
         check_images(annotations, images_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -55,6 +62,24 @@ def convert_labels(
         write_masks(annotations, out_dir, line_width=line_width)
         written = out_dir
     return annotations, written
+
+
+def _present(annotations: Annotations, images_dir: Path) -> Annotations:
+    """``annotations`` without the images that are not in ``images_dir`` (each named in a
+    LabelWarning)."""
+    if not images_dir.is_dir():
+        return annotations  # check_images names the missing folder
+    kept = []
+    for image in annotations.images:
+        if (images_dir / image.name).is_file():
+            kept.append(image)
+        else:
+            warnings.warn(
+                f"{annotations.source}: image '{image.name}' is not in {images_dir}: left out",
+                LabelWarning,
+                stacklevel=3,
+            )
+    return dataclasses.replace(annotations, images=kept)
 
 
 def summary(annotations: Annotations) -> str:
