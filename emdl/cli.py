@@ -115,18 +115,35 @@ def _predict(args: argparse.Namespace) -> None:
         raise EmdlError(f"{len(report.failures)} of {total} images could not be predicted")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one worth saying (not None, not a flag's False)
+    and its help does not say it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 TTA_HELP = "test-time augmentation: each tile also in its 7 other flips and quarter turns"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from emdl.train.kinds import KINDS  # names only: no model is imported
+
+    kinds = ", ".join(KINDS)
+    run_help = f"a run directory written by emdl train (any kind: {kinds})"
     parser = argparse.ArgumentParser(
-        prog="emdl", description="Deep learning for electron micrographs of radiation damage."
+        formatter_class=_Help,
+        prog="emdl",
+        description="Deep learning for electron micrographs of radiation damage.",
     )
     parser.add_argument("--version", action="version", version=f"emdl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     convert = commands.add_parser(
         "convert",
+        formatter_class=_Help,
         help="convert CVAT XML or COCO JSON labels to coco, yolo, masks or cvat",
         description="Convert a CVAT for images 1.1 XML or COCO JSON label file.",
     )
@@ -147,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     augment = commands.add_parser(
         "augment",
+        formatter_class=_Help,
         help="draw a grid of augmented training crops with their labels",
         description="Draw augmented crops with masks and boxes overlaid, to judge the settings.",
     )
@@ -167,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
+        formatter_class=_Help,
         help="train a model from a JSON run config",
-        description="Train a U-Net, detector or Mask R-CNN (the config's kind).",
+        description=f"Train a U-Net, detector or Mask R-CNN: the config's kind ({kinds}).",
     )
     train.add_argument("config", help="JSON run configuration (see emdl.train.config)")
     train.add_argument("--out", help="run directory (default: runs/<config name>)")
@@ -181,10 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
+        formatter_class=_Help,
         help="score a run on labeled images",
         description="Score a trained run on labeled images (whole images, tiled).",
     )
-    evaluate.add_argument("run_dir", help="a run directory written by emdl train")
+    evaluate.add_argument("run_dir", help=run_help)
     evaluate.add_argument("--labels", required=True, nargs="+", help="CVAT XML or COCO JSON")
     evaluate.add_argument("--images", required=True, help="folder of the labeled images")
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
@@ -196,11 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
+        formatter_class=_Help,
         help="defect statistics of micrographs from a trained run",
         description="Find defects in micrographs with a trained run and measure them: "
         "defects.csv, summary.csv, overlays, a size histogram and CVAT annotations.xml in --out.",
     )
-    predict.add_argument("run_dir", help="a run directory written by emdl train")
+    predict.add_argument("run_dir", help=run_help)
     predict.add_argument("images", nargs="+", help="image files and/or folders of images")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument(
