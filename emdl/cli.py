@@ -120,7 +120,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
     and its help does not say it already."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or "default" in (action.help or ""):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action)
 
