@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     augment.add_argument("labels", nargs="+", help="CVAT XML or COCO JSON file(s)")
     augment.add_argument("--images", required=True, help="folder of the labeled images")
     augment.add_argument("--out", required=True, help="PNG file to write")
-    augment.add_argument("--seed", type=int, default=0)
+    augment.add_argument("--seed", type=int, default=0, help="seed of the random crops")
     augment.add_argument("--window", type=int, default=256, help="crop size in pixels")
     augment.add_argument("--count", type=int, default=16, help="number of crops")
     augment.add_argument(
