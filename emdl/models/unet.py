@@ -79,7 +79,7 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> UNetConfig:
-        return from_known_fields(cls, values, "U-Net model")
+        return from_known_fields(cls, values, "model")
 
 
 @keras.saving.register_keras_serializable(package="emdl")

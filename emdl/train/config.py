@@ -22,7 +22,7 @@ from typing import Any
 
 from emdl.data.augment import Augmentation
 from emdl.errors import InputError
-from emdl.settings import from_known_fields
+from emdl.settings import check_value, from_known_fields
 from emdl.train.kinds import model_kind
 
 
@@ -112,6 +112,10 @@ class RunConfig:
         if self.loss is None:
             object.__setattr__(self, "loss", dict(kind.default_loss))
         terms = kind.loss_terms
+        for term, weight in (self.loss or {}).items():
+            check_value(weight, float, f"loss.{term}")
+            if weight < 0:
+                raise ValueError(f"loss.{term}: expected a weight >= 0, got {weight}")
         if not self.loss or set(self.loss) - set(terms):
             raise ValueError(f"loss: terms must be among {terms}, got {sorted(self.loss)}")
         if self.training.monitor is None:

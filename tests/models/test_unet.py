@@ -54,7 +54,7 @@ def test_bad_configs(settings, message):
 def test_config_dict_round_trip():
     config = UNetConfig(depth=3, filters=8, upsampling="transpose", classes=2)
     assert UNetConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match="U-Net model: unknown setting"):
+    with pytest.raises(ValueError, match="model: unknown setting"):
         UNetConfig.from_dict({"levels": 3})
 
 
