@@ -196,10 +196,18 @@ class Mask(Shape):
         return float(sum(self.rle[1::2]))
 
     def to_array(self) -> np.ndarray:
-        """The bitmap of the rectangle, bool ``(height, width)``."""
-        values = np.arange(len(self.rle)) % 2 == 1
-        flat = np.repeat(values, self.rle)
-        return flat.reshape(self.height, self.width)
+        """The bitmap of the rectangle, bool ``(height, width)``.
+
+        Raises:
+            ValueError: the runs do not cover the ``width x height`` rectangle exactly (checked
+                before anything is allocated, so runs declaring far more pixels allocate nothing).
+        """
+        width, height, runs = self.width, self.height, self.rle
+        if min(width, height, min(runs, default=0)) < 0 or sum(runs) != width * height:
+            raise ValueError(f"mask runs do not cover its {width} x {height} rectangle")
+        values = np.arange(len(runs)) % 2 == 1
+        flat = np.repeat(values, runs)
+        return flat.reshape(height, width)
 
     @classmethod
     def from_array(

@@ -1,15 +1,89 @@
-"""Checks shared by every label reader: shapes that cannot be used, and clipping to the image."""
+"""Checks shared by every label reader: shapes that cannot be used, clipping to the image, the
+number of pixels an image or mask may declare, label names, and how the text is encoded."""
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import unicodedata
+from os import PathLike
 
 import numpy as np
 
 from emdl.annotations import Box, Mask, Polygon, Polyline, Shape
+from emdl.errors import InputError
 from emdl.rasterize import shape_mask
 
 _MIN_POINTS = {Polygon: 3, Polyline: 2}
+
+MAX_PIXELS = 2**30
+"""Most pixels (width x height) an image or a mask in a label file may declare: a 32768 x 32768
+micrograph fits. Checked before anything of that size is allocated; the readers' ``max_pixels=``
+raises it."""
+
+# Byte order marks, UTF-32 before UTF-16 (whose little-endian mark begins UTF-32's).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def pixels_problem(what: str, width: int, height: int, max_pixels: int) -> str | None:
+    """``"<what> declares W x H pixels, more than the limit of N"`` when ``width * height`` is more
+    than ``max_pixels``, else None."""
+    if width * height <= max_pixels:
+        return None
+    limit = str(max_pixels)
+    if max_pixels > 0 and max_pixels & (max_pixels - 1) == 0:
+        limit += f" (2^{max_pixels.bit_length() - 1})"
+    return f"{what} declares {width} x {height} pixels, more than the limit of {limit}"
+
+
+def label_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a label name (it holds a control character such as a newline), or
+    None when it is fine."""
+    for char in name:
+        if unicodedata.category(char) == "Cc":
+            return f"label {name!r} has a control character (U+{ord(char):04X}) in its name"
+    return None
+
+
+def text_encoding(head: bytes) -> str:
+    """The codec of a text file that begins with ``head`` (its first 4 bytes or more): from its
+    byte order mark, else from the zero bytes around a first ASCII character (UTF-16 or UTF-32
+    without a mark, as XML and JSON allow), else ``"utf-8"``."""
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return codec
+    if len(head) >= 4 and head[1:4] == b"\0\0\0" and head[0]:
+        return "utf-32-le"
+    if len(head) >= 4 and head[:3] == b"\0\0\0" and head[3]:
+        return "utf-32-be"
+    if len(head) >= 2 and head[1] == 0 and head[0]:
+        return "utf-16-le"
+    if len(head) >= 2 and head[0] == 0 and head[1]:
+        return "utf-16-be"
+    return "utf-8"
+
+
+def decode_text(path: str | PathLike, data: bytes, codec: str | None = None) -> str:
+    """``data`` as text in ``codec`` (default :func:`text_encoding`), without a byte order mark.
+
+    Raises:
+        InputError: the bytes are not valid in that encoding; the message says to save as UTF-8.
+    """
+    codec = codec or text_encoding(data)
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as error:
+        name = codec.upper().removesuffix("-SIG")
+        raise InputError(
+            path,
+            f"not valid {name} text ({error.reason} at byte {error.start}); save it as UTF-8",
+        ) from None
 
 
 def clip_shape(shape: Shape, width: int, height: int) -> tuple[Shape, bool]:

@@ -21,6 +21,11 @@ back exactly:
 Reading a file without ``emdl_shape`` makes polygons (one per part; the parts of one annotation
 share a ``group_id``), masks from run-length codes and boxes from a bbox without segmentation; the
 common fields and a box's ``rotation`` come from ``attributes`` where present, as CVAT exports them.
+
+Files are read as UTF-8 (a byte order mark is dropped) or, when they begin with a UTF-16 or UTF-32
+byte order mark or zero bytes, as those. An image, run-length code or mask may declare at most
+``max_pixels`` pixels (:data:`emdl.io.checks.MAX_PIXELS`), checked before anything of its size is
+allocated.
 """
 
 from __future__ import annotations
@@ -51,7 +56,14 @@ from emdl.annotations import (
     Tag,
 )
 from emdl.errors import InputError
-from emdl.io.checks import clip_shape, shape_problem
+from emdl.io.checks import (
+    MAX_PIXELS,
+    clip_shape,
+    decode_text,
+    label_problem,
+    pixels_problem,
+    shape_problem,
+)
 from emdl.rasterize import shape_mask
 
 SHAPE_KEY = "emdl_shape"
@@ -106,12 +118,13 @@ def write_coco(annotations: Annotations, path: str | PathLike) -> None:
     Path(path).write_text(json.dumps(coco, allow_nan=False), encoding="utf-8")
 
 
-def read_coco(path: str | PathLike) -> Annotations:
+def read_coco(path: str | PathLike, *, max_pixels: int = MAX_PIXELS) -> Annotations:
     """Read a COCO instances JSON file (see the module docstring for what becomes which shape).
 
     Shapes reaching outside their image are clipped and counted; unusable ones and ones whose
     category is not declared are skipped with a warning and counted in the report. A file that
-    cannot be used raises :class:`InputError`.
+    cannot be used raises :class:`InputError`, among them one declaring a category name with a
+    control character, or an image, run-length code or mask of more than ``max_pixels`` pixels.
     """
     path = Path(path)
     coco = _load(path)
@@ -126,7 +139,7 @@ def read_coco(path: str | PathLike) -> Annotations:
     images, images_by_id = [], {}
     for i, entry in enumerate(coco["images"]):
         with _problem_in(path, f"images[{i}]"):
-            image_id, image = _image(entry)
+            image_id, image = _image(entry, max_pixels)
             if image_id in images_by_id:
                 raise ValueError(f"image id {image_id!r} is used twice")
         images_by_id[image_id] = image
@@ -142,7 +155,11 @@ def read_coco(path: str | PathLike) -> Annotations:
             if image is None:
                 raise ValueError(f"image_id {entry.get('image_id')!r} names no image")
             label = names.get(entry.get("category_id"))
-            shapes = [] if label is None else _annotation_shapes(entry, label, image, position)
+            shapes = (
+                []
+                if label is None
+                else _annotation_shapes(entry, label, image, position, max_pixels)
+            )
         if label is None:
             report.skip(source, image.name, "annotation", index, "label not declared in categories")
         for shape in shapes:
@@ -201,11 +218,12 @@ def _ellipse_outline(ellipse: Ellipse) -> tuple[Point, ...]:
 
 def _load(path: Path) -> dict:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise InputError(path, f"cannot read: {error}") from None
+    text = decode_text(path, data)
     if not text.strip():
         raise InputError(path, "empty file")
     try:
@@ -274,11 +292,14 @@ def _category(entry: object) -> tuple[int | str, Label]:
     if not isinstance(entry, dict) or not _is_id(entry.get("id")):
         raise ValueError("not an object with an id")
     name = _text(entry.get("name"))
+    problem = label_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
     label = Label(name, _text(entry.get("color", "")), _text(entry.get("type", "any")))
     return entry["id"], label
 
 
-def _image(entry: object) -> tuple[int | str, ImageAnnotation]:
+def _image(entry: object, max_pixels: int) -> tuple[int | str, ImageAnnotation]:
     if not isinstance(entry, dict) or not _is_id(entry.get("id")):
         raise ValueError("not an object with an id")
     name, width, height = entry.get("file_name"), entry.get("width"), entry.get("height")
@@ -286,6 +307,9 @@ def _image(entry: object) -> tuple[int | str, ImageAnnotation]:
         raise ValueError("no file_name")
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
         raise ValueError(f"image '{name}' has no positive integer width and height")
+    problem = pixels_problem(f"image '{name}'", width, height, max_pixels)
+    if problem is not None:
+        raise ValueError(problem)
     coco_id = entry["id"]
     own_id = entry["emdl_id"] if "emdl_id" in entry else coco_id
     subset = entry.get("emdl_subset")
@@ -315,16 +339,16 @@ def _tag(entry: object) -> Tag:
 
 
 def _annotation_shapes(
-    entry: dict, label: str, image: ImageAnnotation, position: int
+    entry: dict, label: str, image: ImageAnnotation, position: int, max_pixels: int
 ) -> list[Shape]:
     """The shapes of one COCO annotation: exact from emdl_shape, else from the standard keys."""
     exact = entry.get(SHAPE_KEY)
     if exact is not None:
-        return [_shape_from_json(exact, label)]
+        return [_shape_from_json(exact, label, max_pixels)]
     fields, rotation = _fields_from_attributes(entry.get("attributes"))
     segmentation = entry.get("segmentation")
     if isinstance(segmentation, dict):
-        bitmap = _rle_bitmap(segmentation, image.width, image.height)
+        bitmap = _rle_bitmap(segmentation, image.width, image.height, max_pixels)
         return [Mask.from_array(bitmap, label=label, **fields)]
     if segmentation:
         parts = _polygons(segmentation)
@@ -340,17 +364,23 @@ def _annotation_shapes(
     return [Box(label=label, xtl=x, ytl=y, xbr=x + w, ybr=y + h, rotation=rotation, **fields)]
 
 
-def _shape_from_json(exact: object, label: str) -> Shape:
+def _shape_from_json(exact: object, label: str, max_pixels: int) -> Shape:
     if not isinstance(exact, dict) or exact.get("type") not in SHAPE_TYPES:
         raise ValueError(f"{SHAPE_KEY} has no known shape type")
     fields = {
         name: _FIELDS.get(name, _number)(value) for name, value in exact.items() if name != "type"
     }
     shape = SHAPE_TYPES[exact["type"]](label=label, **fields)
-    if isinstance(shape, Mask) and (
-        min(shape.rle, default=0) < 0 or sum(shape.rle) != shape.width * shape.height
-    ):
-        raise ValueError(f"{SHAPE_KEY}: mask runs do not cover its {shape.width} x {shape.height}")
+    if isinstance(shape, Mask):
+        width, height = shape.width, shape.height
+        if width < 0 or height < 0:
+            raise ValueError(f"{SHAPE_KEY}: mask has size {width} x {height}")
+        problem = pixels_problem(f"{SHAPE_KEY} mask", width, height, max_pixels)
+        if problem is not None:
+            raise ValueError(problem)
+        # Mask.to_array allocates what the runs cover: they must cover the checked rectangle.
+        if min(shape.rle, default=0) < 0 or sum(shape.rle) != width * height:
+            raise ValueError(f"{SHAPE_KEY}: mask runs do not cover its {width} x {height}")
     return shape
 
 
@@ -383,10 +413,19 @@ def _polygons(segmentation: object) -> list[tuple[Point, ...]]:
     return parts
 
 
-def _rle_bitmap(rle: dict, width: int, height: int) -> np.ndarray:
-    """The bool ``(height, width)`` bitmap of a COCO run-length code, compressed or not."""
-    counts = rle.get("counts")
-    if rle.get("size") != [height, width]:
+def _rle_bitmap(rle: dict, width: int, height: int, max_pixels: int) -> np.ndarray:
+    """The bool ``(height, width)`` bitmap of a COCO run-length code, compressed or not, sized
+    from its image; the code's ``size`` must be the image's and at most ``max_pixels``."""
+    counts, size = rle.get("counts"), rle.get("size")
+    if (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        problem = pixels_problem("RLE", size[1], size[0], max_pixels)
+        if problem is not None:
+            raise ValueError(problem)
+    if size != [height, width]:
         raise ValueError(f"RLE size {rle.get('size')} is not the image's [{height}, {width}]")
     if isinstance(counts, str):
         runs = _string_runs(counts)

@@ -3,7 +3,11 @@
 Reading uses xmltodict on pyexpat, with entity declarations refused (so an entity-expansion
 "billion laughs" file is an error, not a memory blow-up) and the line of every element recorded, so
 errors can say where they are. A file may be a job, task or project export, hold many images of
-different sizes, and name images with sub-folders.
+different sizes, and name images with sub-folders. ``<image>`` elements are read wherever they are
+(CVAT puts them after ``<meta>``; some tools nest them in ``<job>`` or ``<task>`` elements). Files
+in UTF-16 or UTF-32 (with or without a byte order mark) are read as well as UTF-8 ones. An image or
+mask may declare at most ``max_pixels`` pixels (:data:`emdl.io.checks.MAX_PIXELS`), checked before
+anything of its size is allocated.
 """
 
 from __future__ import annotations
@@ -32,9 +36,18 @@ from emdl.annotations import (
     Tag,
 )
 from emdl.errors import InputError
-from emdl.io.checks import clip_shape, shape_problem
+from emdl.io.checks import (
+    MAX_PIXELS,
+    clip_shape,
+    decode_text,
+    label_problem,
+    pixels_problem,
+    shape_problem,
+    text_encoding,
+)
 
 _POSITION = "@emdl-position"  # "line:column" of an element's start tag, added while parsing
+_POSITIONED = {"label"}  # elements that get a position even without attributes
 _SHAPE_GEOMETRY = {
     "box": ("xtl", "ytl", "xbr", "ybr"),
     "ellipse": ("cx", "cy", "rx", "ry"),
@@ -43,7 +56,8 @@ _SHAPE_GEOMETRY = {
 
 
 class _PositionParser:
-    """Wraps a pyexpat parser so that every element carrying attributes also gets its position."""
+    """Wraps a pyexpat parser so that every element carrying attributes (and every ``<label>``)
+    also gets its position."""
 
     def __init__(self, parser: Any) -> None:
         object.__setattr__(self, "_parser", parser)
@@ -56,7 +70,7 @@ class _PositionParser:
             parser = self._parser
 
             def start(tag: str, attributes: list[str]) -> None:
-                if attributes:
+                if attributes or tag in _POSITIONED:
                     position = f"{parser.CurrentLineNumber}:{parser.CurrentColumnNumber}"
                     attributes = [*attributes, _POSITION[1:], position]
                 value(tag, attributes)
@@ -98,10 +112,10 @@ def _position(node: dict) -> tuple[int, int]:
     return int(line), int(column)
 
 
-def _parse_xml(path: str, data: bytes) -> dict:
+def _parse_xml(path: str, data: bytes, encoding: str | None) -> dict:
     expat = _PositionExpat()
     try:
-        return xmltodict.parse(data, expat=expat, disable_entities=True)
+        return xmltodict.parse(data, encoding, expat=expat, disable_entities=True)
     except ExpatError as exc:
         raise InputError(path, f"malformed XML: {ErrorString(exc.code)}", exc.lineno) from exc
     except ValueError as exc:  # raised by xmltodict when the DTD declares an entity
@@ -118,19 +132,27 @@ def _meta_labels(path: str, meta: Any) -> list[Label]:
     for level in ("job", "task", "project"):
         owner = meta.get(level)
         if isinstance(owner, dict) and isinstance(owner.get("labels"), dict):
-            return [
-                Label(_text(item.get("name")), _text(item.get("color")), _text(item.get("type")))
-                for item in _as_list(owner["labels"].get("label"))
-                if isinstance(item, dict)
-            ]
+            labels = []
+            for item in _as_list(owner["labels"].get("label")):
+                if not isinstance(item, dict) or not set(item) - {_POSITION, "#text"}:
+                    continue  # an empty <label/> or one with text only
+                label = Label(
+                    _text(item.get("name")), _text(item.get("color")), _text(item.get("type"))
+                )
+                problem = label_problem(label.name)
+                if problem is not None:
+                    raise InputError(path, problem, _line(item))
+                labels.append(label)
+            return labels
     raise InputError(path, "not a CVAT for images export: <meta> declares no labels")
 
 
 class _ImageReader:
     """Turns one ``<image>`` element into an :class:`ImageAnnotation`, raising or skipping."""
 
-    def __init__(self, path: str, labels: set[str], report: ReadReport) -> None:
+    def __init__(self, path: str, labels: set[str], report: ReadReport, max_pixels: int) -> None:
         self.path, self.labels, self.report = path, labels, report
+        self.max_pixels = max_pixels
 
     def error(self, node: dict, problem: str) -> InputError:
         return InputError(self.path, problem, _line(node))
@@ -186,6 +208,12 @@ class _ImageReader:
 
     def mask(self, node: dict, what: str, common: dict[str, Any]) -> Mask:
         box = {key: self.number(node, key, what, int) for key in _SHAPE_GEOMETRY["mask"]}
+        width, height = box["width"], box["height"]
+        if width < 0 or height < 0:
+            raise self.error(node, f"{what} has size {width} x {height}")
+        problem = pixels_problem(what, width, height, self.max_pixels)
+        if problem is not None:
+            raise self.error(node, problem)
         raw = node.get("@rle")
         if raw is None:
             raise self.error(node, f"{what} has no 'rle'")
@@ -193,11 +221,12 @@ class _ImageReader:
             rle = tuple(int(v) for v in raw.replace(" ", "").split(",") if v)
         except ValueError:
             raise self.error(node, f"{what} has a non-numeric rle") from None
-        if any(v < 0 for v in rle) or sum(rle) != box["width"] * box["height"]:
+        # Mask.to_array allocates what the runs cover: they must cover the checked rectangle.
+        if any(v < 0 for v in rle) or sum(rle) != width * height:
             raise self.error(
                 node,
-                f"{what} rle covers {sum(rle)} pixels, its {box['width']} x {box['height']} "
-                "rectangle has " + str(box["width"] * box["height"]),
+                f"{what} rle covers {sum(rle)} pixels, its {width} x {height} rectangle has "
+                + str(width * height),
             )
         return Mask(**box, rle=rle, **common)
 
@@ -210,6 +239,9 @@ class _ImageReader:
         height = self.number(node, "height", what, int)
         if width <= 0 or height <= 0:
             raise self.error(node, f"{what} has size {width} x {height}")
+        problem = pixels_problem(what, width, height, self.max_pixels)
+        if problem is not None:
+            raise self.error(node, problem)
         image_id = self.number(node, "id", what, int) if "@id" in node else None
         image = ImageAnnotation(name, width, height, id=image_id, subset=node.get("@subset"))
 
@@ -260,7 +292,33 @@ class _ImageReader:
         return Tag(label, node.get("@source", "manual"), attributes)
 
 
-def read_cvat(path: str | os.PathLike) -> Annotations:
+def _image_nodes(path: str, document: dict) -> list[dict]:
+    """The ``<image>`` elements of ``document`` wherever they are, in file order. Looks through
+    every element but images (whose children are shapes); a ``<track>`` anywhere is refused."""
+    images: list[dict] = []
+    stack = [document]
+    while stack:  # not recursive: deeply nested XML is no RecursionError
+        node = stack.pop()
+        for key, value in node.items():
+            if key.startswith(("@", "#")):
+                continue
+            for child in _as_list(value):
+                if key == "image":
+                    if not isinstance(child, dict) or _POSITION not in child:
+                        raise InputError(path, "an <image> element has no attributes")
+                    images.append(child)
+                elif key == "track":
+                    raise InputError(
+                        path,
+                        "a CVAT for video export (it has <track>); export as CVAT for images 1.1",
+                        _line(child) if isinstance(child, dict) else None,
+                    )
+                elif isinstance(child, dict):
+                    stack.append(child)
+    return sorted(images, key=_position)
+
+
+def read_cvat(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Annotations:
     """Read a "CVAT for images 1.1" XML export.
 
     Returns the labels from ``<meta>`` in the file's order and the images in the file's order, each
@@ -269,10 +327,15 @@ def read_cvat(path: str | os.PathLike) -> Annotations:
     counted in ``report.clipped``; unusable shapes are skipped with a :class:`LabelWarning` and
     counted in ``report.skipped``.
 
+    An image or mask declaring more than ``max_pixels`` pixels (width x height) is an error, found
+    before anything of that size is allocated.
+
     Raises:
-        InputError: the file is missing, empty, not well-formed XML, declares entities, is not a
-            CVAT for images export, or has a shape missing a required or numeric attribute. The
-            message names the file and, where known, the line.
+        InputError: the file is missing, empty, not well-formed XML (or not valid UTF-16/UTF-32
+            when it is such), declares entities, is not a CVAT for images export, declares a label
+            name with a control character or an image or mask of more than ``max_pixels`` pixels,
+            or has a shape missing a required or numeric attribute. The message names the file
+            and, where known, the line.
     """
     path = os.fspath(path)
     try:
@@ -280,25 +343,26 @@ def read_cvat(path: str | os.PathLike) -> Annotations:
             data = file.read()
     except OSError as exc:
         raise InputError(path, exc.strerror or "cannot be read") from exc
+    encoding = None  # expat follows the XML declaration
+    codec = text_encoding(data)
+    if codec != "utf-8":
+        # Expat reads UTF-16 only when the declaration says so (editors saving as UTF-16 leave
+        # encoding="utf-8"): decode here, and tell expat the encoding it gets.
+        data, encoding = decode_text(path, data, codec).encode("utf-8"), "utf-8"
     if not data.strip():
         raise InputError(path, "empty file")
-    root = _parse_xml(path, data)
+    root = _parse_xml(path, data, encoding)
     if not isinstance(root, dict) or "annotations" not in root:
         found = next(iter(root), "?") if isinstance(root, dict) else "?"
         raise InputError(path, f"not a CVAT for images export: root element is <{found}>")
     document = root["annotations"] if isinstance(root["annotations"], dict) else {}
-    if "track" in document:
-        raise InputError(
-            path, "a CVAT for video export (it has <track>); export as CVAT for images 1.1"
-        )
+    nodes = _image_nodes(path, document)
     labels = _meta_labels(path, document.get("meta"))
     report = ReadReport()
-    reader = _ImageReader(path, {label.name for label in labels}, report)
+    reader = _ImageReader(path, {label.name for label in labels}, report, max_pixels)
     images: list[ImageAnnotation] = []
     seen: set[str] = set()
-    for node in _as_list(document.get("image")):
-        if not isinstance(node, dict):
-            raise InputError(path, "an <image> element has no attributes")
+    for node in nodes:
         image = reader.read(node)
         if image.name in seen:
             raise InputError(path, f"image '{image.name}' appears twice", _line(node))

@@ -2,36 +2,48 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 from pathlib import Path
 
 from emdl.annotations import Annotations
 from emdl.errors import InputError
+from emdl.io.checks import MAX_PIXELS, text_encoding
 from emdl.io.coco import read_coco
 from emdl.io.cvat import read_cvat
 from emdl.io.image import image_size
 
 
 def label_format(path: str | os.PathLike) -> str:
-    """``"cvat"`` for an XML file, ``"coco"`` for a JSON file, judged by the first character."""
+    """``"cvat"`` for an XML file, ``"coco"`` for a JSON file, judged by the first character
+    that is not white space, read as UTF-8, UTF-16 or UTF-32 (as
+    :func:`emdl.io.checks.text_encoding` tells)."""
     try:
         with open(path, "rb") as file:
-            head = file.read(4096)
+            chunk = file.read(4096)
+            decoder = codecs.getincrementaldecoder(text_encoding(chunk))(errors="replace")
+            text = decoder.decode(chunk).lstrip()
+            while not text and chunk:
+                chunk = file.read(4096)
+                text = decoder.decode(chunk, final=not chunk).lstrip()
     except OSError as exc:
         raise InputError(path, exc.strerror or "cannot be read") from exc
-    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if not text:
         raise InputError(path, "empty file")
-    if text.startswith(b"<"):
+    if text.startswith("<"):
         return "cvat"
-    if text.startswith((b"{", b"[")):
+    if text.startswith(("{", "[")):
         return "coco"
     raise InputError(path, "neither XML (CVAT) nor JSON (COCO)")
 
 
-def read_labels(path: str | os.PathLike) -> Annotations:
-    """Read a CVAT for images 1.1 XML or a COCO instances JSON file, whichever ``path`` holds."""
-    return read_cvat(path) if label_format(path) == "cvat" else read_coco(path)
+def read_labels(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Annotations:
+    """Read a CVAT for images 1.1 XML or a COCO instances JSON file, whichever ``path`` holds.
+
+    ``max_pixels`` is the most pixels an image or mask in it may declare (see :func:`read_cvat`
+    and :func:`read_coco`)."""
+    reader = read_cvat if label_format(path) == "cvat" else read_coco
+    return reader(path, max_pixels=max_pixels)
 
 
 def output_path(out_dir: str | os.PathLike, image_name: str, suffix: str) -> Path:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import json
+import time
+import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from emdl.annotations import (
 )
 from emdl.errors import InputError, LabelWarning
 from emdl.io.coco import read_coco, write_coco
+from emdl.io.labels import read_labels
 
 LABELS = [
     Label("bubble", "#ff0000", "polygon"),
@@ -302,3 +306,157 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file") as caught:
         read_coco(tmp_path / "gone.json")
     assert "gone.json" in str(caught.value)
+
+
+# --- bounded resources, label names and encodings ---
+
+LIMIT = "more than the limit of 1073741824 (2^30)"
+
+
+def raises_fast_and_small(read, path: Path) -> InputError:
+    """The InputError of ``read(path)``, asserted to come within 2 s and under 20 MB allocated."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(InputError) as caught:
+            read(path)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seconds < 2
+    assert peak < 20 * 2**20  # numpy reports its buffers to tracemalloc
+    return caught.value
+
+
+BIG_IMAGE = {"id": 1, "file_name": "a.png", "width": 100000, "height": 100000}
+BOMB_RLE = {"size": [100000, 100000], "counts": [0, 10**10]}
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        # An RLE declaring 10^10 pixels (9.3 GiB as bools) on a 10 x 10 image.
+        (
+            _coco(segmentation=BOMB_RLE),
+            f"annotation 1: RLE declares 100000 x 100000 pixels, {LIMIT}",
+        ),
+        # The same RLE on an image that declares its size.
+        (
+            {**_coco(segmentation=BOMB_RLE), "images": [BIG_IMAGE]},
+            f"images[0]: image 'a.png' declares 100000 x 100000 pixels, {LIMIT}",
+        ),
+        (
+            _coco(
+                emdl_shape={
+                    "type": "mask",
+                    "left": 0,
+                    "top": 0,
+                    "width": 100000,
+                    "height": 100000,
+                    "rle": [0, 10**10],
+                }
+            ),
+            f"annotation 1: emdl_shape mask declares 100000 x 100000 pixels, {LIMIT}",
+        ),
+        (
+            _coco(
+                emdl_shape={
+                    "type": "mask",
+                    "left": 0,
+                    "top": 0,
+                    "width": 2,
+                    "height": 2,
+                    "rle": [0, 10**10],
+                }
+            ),
+            "annotation 1: emdl_shape: mask runs do not cover its 2 x 2",
+        ),
+        (
+            _coco(segmentation={"size": [10, 10], "counts": [0, 10**10]}),
+            "annotation 1: RLE runs do not cover the 10 x 10 image",
+        ),
+    ],
+)
+def test_rle_bombs_fail_fast_without_allocating(
+    tmp_path: Path, content: dict, problem: str
+) -> None:
+    path = write_json(tmp_path, content, name="bomb.json")
+    assert path.stat().st_size < 400
+    assert str(raises_fast_and_small(read_coco, path)) == f"{path}: {problem}"
+
+
+def test_the_pixel_limit_is_a_keyword(tmp_path: Path) -> None:
+    path = write_json(tmp_path, {**_coco(segmentation=[[1, 1, 5, 1, 5, 5]]), "images": [BIG_IMAGE]})
+    (image,) = read_coco(path, max_pixels=10**10).images
+    assert (image.width, image.height, len(image.shapes)) == (100000, 100000, 1)
+    assert read_labels(path, max_pixels=10**10).images == [image]
+    small = write_json(tmp_path, GOOD, name="small.json")
+    with pytest.raises(InputError) as caught:
+        read_labels(small, max_pixels=99)
+    assert str(caught.value) == (
+        f"{small}: images[0]: image 'a.png' declares 10 x 10 pixels, more than the limit of 99"
+    )
+
+
+def test_category_names_with_control_characters_are_refused(tmp_path: Path) -> None:
+    path = write_json(tmp_path, {**GOOD, "categories": [{"id": 1, "name": "bub\nble"}]})
+    with pytest.raises(InputError) as caught:
+        read_coco(path)
+    assert str(caught.value) == (
+        rf"{path}: categories[0]: label 'bub\nble' has a control character (U+000A) in its name"
+    )
+
+
+@pytest.mark.parametrize(
+    ("codec", "bom"),
+    [
+        ("utf-8", codecs.BOM_UTF8),  # what Windows tools often write
+        ("utf-16-le", codecs.BOM_UTF16_LE),
+        ("utf-16-be", codecs.BOM_UTF16_BE),
+        ("utf-16-le", b""),
+        ("utf-32-be", codecs.BOM_UTF32_BE),
+    ],
+)
+def test_bom_and_utf16_files_read_equal_to_their_utf8_twin(
+    written: Path, tmp_path: Path, codec: str, bom: bytes
+) -> None:
+    text = written.read_text(encoding="utf-8").replace("train/a.png", "Präzipitate/a.png")
+    twin = write_json(tmp_path, text, name="twin.json")
+    path = tmp_path / "other.json"
+    path.write_bytes(bom + text.encode(codec))
+    expected = read_coco(twin)
+    assert expected.images[0].name == "Präzipitate/a.png"
+    for result in (read_coco(path), read_labels(path)):
+        assert result.labels == expected.labels
+        assert result.images == expected.images
+
+
+def test_json_errors_in_a_bom_file_name_the_same_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(codecs.BOM_UTF8 + b'{\n  "images": [\n  oops')
+    with pytest.raises(InputError) as caught:
+        read_coco(path)
+    assert caught.value.line == 3 and f"{path}:3: not JSON" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b'{"images": "\xff"}', "not valid UTF-8 text (invalid start byte at byte 12)"),
+        (codecs.BOM_UTF16_LE + b"{\x00}", "not valid UTF-16 text (truncated data at byte 4)"),
+    ],
+)
+def test_undecodable_files_say_to_save_as_utf8(tmp_path: Path, data: bytes, problem: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(data)
+    with pytest.raises(InputError) as caught:
+        read_coco(path)
+    assert str(caught.value) == f"{path}: {problem}; save it as UTF-8"
+
+
+def test_the_format_is_told_after_much_leading_white_space(tmp_path: Path) -> None:
+    text = " " * 5000 + json.dumps(GOOD)
+    path = tmp_path / "spaced.json"
+    path.write_bytes(codecs.BOM_UTF16_LE + text.encode("utf-16-le"))
+    assert read_labels(path).images == read_coco(write_json(tmp_path, GOOD)).images

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
+import time
+import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -10,6 +13,8 @@ import pytest
 from emdl.annotations import Box, Ellipse, Label, Mask, Points, Polygon, Polyline, Tag
 from emdl.errors import InputError, LabelWarning
 from emdl.io.cvat import read_cvat, write_cvat
+from emdl.io.labels import read_labels
+from tests.conftest import cvat_text
 
 EVERY_SHAPE = """
   <image id="0" name="train/sub/a.png" width="20" height="10" subset="Train">
@@ -295,3 +300,205 @@ def test_coordinates_outside_the_image_are_clipped_and_counted(write_cvat_text):
     assert (rotated.xtl, rotated.rotation) == (-1.0, 10.0)  # rotated shapes keep their geometry
     assert (mask.left, mask.top, mask.width, mask.height, mask.rle) == (9, 7, 1, 1, (0, 1))
     assert inside.points[0] == (-0.0, 1.0)
+
+
+# --- bounded resources, structures and encodings ---
+
+LIMIT = "more than the limit of 1073741824 (2^30)"
+
+# A whole CVAT file of under 500 bytes whose mask declares 10^10 pixels (9.3 GiB as bools).
+MASK_BOMB = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><task>'
+    "<labels><label><name>bubble</name></label></labels></task></meta>\n"
+    '<image id="0" name="a.png" width="100" height="100">\n'
+    '<mask label="bubble" source="manual" occluded="0" rle="0, 10000000000" left="0" top="0" '
+    'width="100000" height="100000" z_order="0"/>\n</image></annotations>\n'
+)
+
+
+def raises_fast_and_small(read, path):
+    """The InputError of ``read(path)``, asserted to come within 2 s and under 20 MB allocated."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(InputError) as error:
+            read(path)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seconds < 2
+    assert peak < 20 * 2**20  # numpy reports its buffers to tracemalloc
+    return error.value
+
+
+def test_mask_bomb_fails_fast_without_allocating(tmp_path):
+    path = tmp_path / "bomb.xml"
+    path.write_text(MASK_BOMB)
+    assert path.stat().st_size < 500
+    error = raises_fast_and_small(read_cvat, path)
+    assert str(error) == (
+        f"{path}:4: mask #0 in image 'a.png' declares 100000 x 100000 pixels, {LIMIT}"
+    )
+
+
+def test_mask_runs_covering_more_than_the_mask_fail_fast(write_cvat_text):
+    body = (
+        '<image id="0" name="a.png" width="9" height="9">\n'
+        '<mask label="bubble" rle="0, 10000000000" left="0" top="0" width="2" height="2"/>\n'
+        "</image>"
+    )
+    path = write_cvat_text(body)
+    error = raises_fast_and_small(read_cvat, path)
+    assert str(error) == (
+        f"{path}:{line_of(path, '<mask')}: mask #0 in image 'a.png' rle covers 10000000000 "
+        "pixels, its 2 x 2 rectangle has 4"
+    )
+
+
+def test_mask_to_array_refuses_runs_that_do_not_fit_before_allocating():
+    mask = Mask(label="bubble", left=0, top=0, width=2, height=2, rle=(0, 10**10))
+    with pytest.raises(ValueError, match="mask runs do not cover its 2 x 2 rectangle"):
+        mask.to_array()
+
+
+@pytest.mark.parametrize(
+    ("body", "marker", "problem"),
+    [
+        (
+            '<image id="0" name="a.png" width="100000" height="100000">\n</image>',
+            "<image",
+            f"image 'a.png' declares 100000 x 100000 pixels, {LIMIT}",
+        ),
+        (
+            '<image id="0" name="a.png" width="1e9" height="10">\n</image>',
+            "<image",
+            f"image 'a.png' declares 1000000000 x 10 pixels, {LIMIT}",
+        ),
+        (
+            '<image id="0" name="a.png" width="9" height="9">\n'
+            '<mask label="bubble" rle="0, 4" left="0" top="0" width="-2" height="-2"/>\n</image>',
+            "<mask",
+            "mask #0 in image 'a.png' has size -2 x -2",
+        ),
+    ],
+)
+def test_sizes_beyond_the_pixel_limit_are_errors(write_cvat_text, body, marker, problem):
+    path = write_cvat_text(body)
+    error = raises_fast_and_small(read_cvat, path)
+    assert str(error) == f"{path}:{line_of(path, marker)}: {problem}"
+
+
+def test_the_pixel_limit_is_a_keyword(write_cvat_text):
+    path = write_cvat_text('<image id="0" name="a.png" width="100000" height="100000"/>')
+    (image,) = read_cvat(path, max_pixels=10**10).images
+    assert (image.width, image.height) == (100000, 100000)
+    assert read_labels(path, max_pixels=10**10).images == [image]
+    small = write_cvat_text('<image id="0" name="b.png" width="9" height="9"/>', name="b.xml")
+    with pytest.raises(InputError) as error:
+        read_labels(small, max_pixels=80)
+    assert str(error.value) == (
+        f"{small}:{line_of(small, '<image')}: image 'b.png' declares 9 x 9 pixels, "
+        "more than the limit of 80"
+    )
+
+
+NESTED = """<image id="0" name="a.png" width="8" height="8"/>
+<job id="3">
+  <image id="1" name="b.png" width="8" height="8">
+    <box label="loop" xtl="1" ytl="1" xbr="4" ybr="4"/>
+  </image>
+  <image id="2" name="c.png" width="8" height="8"/>
+</job>
+<project><tasks><task id="5"><image id="3" name="d.png" width="8" height="8"/></task></tasks>
+</project>
+<image id="4" name="e.png" width="8" height="8"/>"""
+
+
+def test_images_nested_in_jobs_tasks_and_projects_are_read_in_file_order(write_cvat_text):
+    annotations = read_cvat(write_cvat_text(NESTED))
+    assert [image.name for image in annotations.images] == [
+        "a.png",
+        "b.png",
+        "c.png",
+        "d.png",
+        "e.png",
+    ]
+    assert annotations.images[1].shapes == [Box(label="loop", xtl=1.0, ytl=1.0, xbr=4.0, ybr=4.0)]
+
+
+def test_nested_tracks_are_refused_with_their_line(write_cvat_text):
+    path = write_cvat_text('<job id="3">\n<track id="0" label="loop"/>\n</job>')
+    with pytest.raises(InputError) as error:
+        read_cvat(path)
+    assert str(error.value) == (
+        f"{path}:{line_of(path, '<track')}: a CVAT for video export (it has <track>); "
+        "export as CVAT for images 1.1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("bub\nble", r"label 'bub\nble' has a control character (U+000A) in its name"),
+        ("bub&#9;ble", r"label 'bub\tble' has a control character (U+0009) in its name"),
+        ("bub&#x85;ble", r"label 'bub\x85ble' has a control character (U+0085) in its name"),
+    ],
+)
+def test_label_names_with_control_characters_are_refused(write_cvat_text, name, problem):
+    path = write_cvat_text("", labels=("loop", name))
+    with pytest.raises(InputError) as error:
+        read_cvat(path)
+    assert str(error.value) == f"{path}:{line_of(path, '<name>bub')}: {problem}"
+
+
+TWIN = """<image id="0" name="Präzipitate/µ-1.png" width="20" height="10">
+    <polygon label="bubble" points="1.5,1.5;6,1.5;6,4" z_order="0"/>
+    <mask label="bubble" rle="1, 2, 3" left="4" top="5" width="3" height="2"/>
+  </image>"""
+
+
+@pytest.mark.parametrize(
+    ("codec", "bom", "declared"),
+    [
+        ("utf-16-le", codecs.BOM_UTF16_LE, "utf-8"),  # what an editor's "save as UTF-16" gives
+        ("utf-16-be", codecs.BOM_UTF16_BE, "utf-8"),
+        ("utf-16-le", codecs.BOM_UTF16_LE, "UTF-16"),
+        ("utf-16-le", b"", "UTF-16"),
+        ("utf-32-le", codecs.BOM_UTF32_LE, "utf-8"),
+        ("utf-8", codecs.BOM_UTF8, "utf-8"),
+    ],
+)
+def test_utf16_and_bom_files_read_equal_to_their_utf8_twin(tmp_path, codec, bom, declared):
+    text = cvat_text(TWIN, labels=("bubble", "Löcher")).replace('"utf-8"', f'"{declared}"')
+    twin = tmp_path / "utf8.xml"
+    twin.write_bytes(cvat_text(TWIN, labels=("bubble", "Löcher")).encode("utf-8"))
+    path = tmp_path / "other.xml"
+    path.write_bytes(bom + text.encode(codec))
+    expected = read_cvat(twin)
+    for result in (read_cvat(path), read_labels(path)):
+        assert result.labels == expected.labels
+        assert result.images == expected.images
+    assert expected.label_names == ["bubble", "Löcher"]
+    assert expected.images[0].name == "Präzipitate/µ-1.png"
+
+
+def test_errors_in_utf16_files_name_the_same_line(tmp_path, write_cvat_text):
+    body = '<image id="0" name="a.png" width="9" height="9">\n<polygon label="bubble"/>\n</image>'
+    twin = write_cvat_text(body)
+    path = tmp_path / "utf16.xml"
+    path.write_bytes(twin.read_text().encode("utf-16"))
+    line = line_of(twin, "<polygon")
+    with pytest.raises(InputError) as error:
+        read_cvat(path)
+    assert str(error.value) == f"{path}:{line}: polygon #0 in image 'a.png' has no 'points'"
+
+
+def test_broken_utf16_says_to_save_as_utf8(tmp_path):
+    path = tmp_path / "broken.xml"
+    path.write_bytes(codecs.BOM_UTF16_LE + "<annotations/>".encode("utf-16-le") + b"x")
+    with pytest.raises(InputError) as error:
+        read_cvat(path)
+    assert str(error.value) == (
+        f"{path}: not valid UTF-16 text (truncated data at byte 30); save it as UTF-8"
+    )
