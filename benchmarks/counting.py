@@ -12,7 +12,8 @@ diameters and F1 at IoU 0.5 (boxes of the instances, greedy matching as COCO).
 
 Methods: ``otsu`` (Otsu's threshold, the minority side taken as the defects, split by the
 distance-transform watershed: no learning), ``unet`` (the two-class U-Net + the same watershed),
-``unet-borders`` (the instance-aware U-Net, ``border_width`` 2), ``maskrcnn`` (the experiment's
+``unet-borders`` (the instance-aware U-Net, ``--border-width`` 2 px, ``--border-weight`` 1),
+``maskrcnn`` (the experiment's
 Mask R-CNN; slow), each optionally with ``+tta``. Data: ``--data-dir``, else
 ``$EMDL_DATA_DIR/bubbles``.
 """
@@ -72,9 +73,15 @@ def _train(method: str, folder: Path, train_index: int, args, out: Path):
         config = unet_bubbles.default_config(folder, **settings)
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, labels=labels))
         if method.startswith("unet-borders"):
-            model = dataclasses.replace(config.model, border_width=2)
-            config = dataclasses.replace(config, model=model)
+            config = config.with_model(
+                border_width=args.border_width, border_weight=args.border_weight
+            )
+            method += f"-w{args.border_width}x{args.border_weight:g}"
     run_dir = out / f"{method}-train{train_index + 1}"
+    if (run_dir / "metrics.json").is_file():  # trained by an earlier benchmark run
+        from emdl.train.run import load_run
+
+        return load_run(run_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = train_run(config, run_dir, verbose=2)
@@ -88,6 +95,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--steps-per-epoch", type=int, default=30)
     parser.add_argument("--out", default="runs/counting", help="folder for the runs")
+    parser.add_argument("--border-width", type=int, default=2, help="unet-borders' border, px")
+    parser.add_argument("--border-weight", type=float, default=1.0, help="its loss weight")
     args = parser.parse_args(argv)
     folder = Path(args.data_dir or Path(os.environ.get("EMDL_DATA_DIR", "data")) / "bubbles")
     if not (folder / IMAGES[0]).is_file():
@@ -109,7 +118,9 @@ def main(argv=None) -> int:
         for record in records:
             truth[record.name] = record.annotation
     rows = []
+    borders = f"unet-borders-w{args.border_width}x{args.border_weight:g}"
     for method in args.methods.split(","):
+        label = method.replace("unet-borders", borders)
         predicted_all, truth_all, pairs, seconds = [], [], [], 0.0
         for held_out in (0, 1):
             name = IMAGES[held_out]
@@ -135,13 +146,13 @@ def main(argv=None) -> int:
             f1 = score_instances([(name, found, instance_targets(annotation, classes))], classes)[
                 "f1_50"
             ]
-            rows.append((method, name, row, f1))
+            rows.append((label, name, row, f1))
             predicted_all += predicted
             truth_all += true
             pairs.append((name, found, instance_targets(annotation, classes)))
         pooled = compare_sets(predicted_all, truth_all)
-        rows.append((method, "both", pooled, score_instances(pairs, classes)["f1_50"]))
-        print(f"{method}: predicted in {seconds:.1f} s for both images", flush=True)
+        rows.append((label, "both", pooled, score_instances(pairs, classes)["f1_50"]))
+        print(f"{label}: predicted in {seconds:.1f} s for both images", flush=True)
 
     print()
     print(
