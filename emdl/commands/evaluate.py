@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from emdl.commands.predict import load_predictor
 from emdl.data import load_labeled_images
+from emdl.errors import InputError
 from emdl.train.config import RunConfig
-from emdl.train.run import load_run
 
 
 def evaluate_run(
@@ -22,10 +23,14 @@ def evaluate_run(
     to the run's), whole images predicted in tiles (with test-time augmentation when ``tta``
     or the run's config says so); ``evaluated_images`` counts them. The keys are its kind's
     (:meth:`~emdl.train.kinds.base.ModelKind.score`)."""
-    config, model = load_run(run_dir)
+    config, model = load_predictor(run_dir)  # one line naming the folder when it is no run
     if tta:
         config = config.with_model(tta=True)
     records, classes = load_labeled_images(labels, images_dir, missing=missing)
+    if not records:
+        raise InputError(
+            images_dir, "none of the labeled images is in this folder: nothing to score"
+        )
     unknown = [name for name in classes if name not in config.classes]
     if unknown:
         raise ValueError(f"labels {unknown} are not among the run's classes {list(config.classes)}")
