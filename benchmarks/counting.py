@@ -155,8 +155,9 @@ def main(argv=None) -> int:
         print(f"{label}: predicted in {seconds:.1f} s for both images", flush=True)
 
     print()
+    width = max(len(label) for label, *_ in rows) + 2
     print(
-        f"{'method':16}{'image':36}{'count':>14}{'count err':>11}{'diam err':>10}{'KS':>7}{'F1':>7}"
+        f"{'method':{width}}{'image':36}{'count':>14}{'count err':>11}{'diam err':>10}{'KS':>7}{'F1':>7}"
     )
     for method, name, row, f1 in rows:
         count = f"{row['count_predicted']}/{row['count_truth']}"
@@ -167,7 +168,7 @@ def main(argv=None) -> int:
             diameter = f"{100 * row['mean_diameter_error'] / row['mean_diameter_truth']:+.1f}%"
         ks = "-" if row["ks_statistic"] == "" else f"{row['ks_statistic']:.3f}"
         print(
-            f"{method:16}{name:36}{count:>14}{count_error:>+10.1f}%{diameter:>10}{ks:>7}{f1:>7.3f}"
+            f"{method:{width}}{name:36}{count:>14}{count_error:>+10.1f}%{diameter:>10}{ks:>7}{f1:>7.3f}"
         )
     return 0
 
