@@ -156,9 +156,8 @@ def main(argv=None) -> int:
 
     print()
     width = max(len(label) for label, *_ in rows) + 2
-    print(
-        f"{'method':{width}}{'image':36}{'count':>14}{'count err':>11}{'diam err':>10}{'KS':>7}{'F1':>7}"
-    )
+    header = f"{'count':>14}{'count err':>11}{'diam err':>10}{'KS':>7}{'F1':>7}"
+    print(f"{'method':{width}}{'image':36}{header}")
     for method, name, row, f1 in rows:
         count = f"{row['count_predicted']}/{row['count_truth']}"
         count_error = 100 * row["count_error"] / max(row["count_truth"], 1)
