@@ -52,7 +52,6 @@ from emdl.errors import InputError
 from emdl.export.cvat_predictions import instance_shapes, write_predictions
 from emdl.io.image import SUPPORTED_SUFFIXES, read_micrograph
 from emdl.io.labels import read_labels
-from emdl.predict.instances import Instances
 from emdl.train.calibration import read_calibration
 from emdl.train.config import RunConfig
 
@@ -166,20 +165,6 @@ def default_threshold(run_dir: str | os.PathLike, config: RunConfig) -> float:
     except (OSError, ValueError):
         metrics = None
     return config.model_kind.default_threshold(config, metrics)
-
-
-def predict_instances(
-    model: keras.Model,
-    image: np.ndarray,
-    config: RunConfig,
-    *,
-    threshold: float,
-    min_area: float = 0.0,
-) -> Instances:
-    """Defect instances of one image float32 ``(H, W)`` in [0, 1] by the run's kind
-    (:meth:`~emdl.train.kinds.base.ModelKind.instances`): objects whose score or probability
-    reaches ``threshold``, those under ``min_area`` square pixels dropped."""
-    return config.model_kind.instances(model, image, config, threshold=threshold, min_area=min_area)
 
 
 def _truth_index(labels: Sequence[str | os.PathLike]) -> dict[str, tuple[str, ImageAnnotation]]:
@@ -324,7 +309,7 @@ def predict_images(
                 )
                 continue
             size_nm = pixel_size_nm if pixel_size_nm is not None else micrograph.pixel_size_nm
-            instances = predict_instances(
+            instances = config.model_kind.instances(
                 model, micrograph.image, config, threshold=threshold, min_area=min_area
             )
             defects = instance_defects(instances, classes)

@@ -18,7 +18,7 @@ from skimage import io as skio
 from emdl.analysis.statistics import box_defect, instance_defects
 from emdl.cli import main
 from emdl.commands import predict as folder_module
-from emdl.commands.predict import predict_images, predict_instances
+from emdl.commands.predict import predict_images
 from emdl.io.cvat import read_cvat
 from emdl.io.image import read_image
 from emdl.train.config import DataConfig, RunConfig
@@ -86,7 +86,7 @@ def test_predict_a_folder_with_truth(capsys, trained, tmp_path):
     # The CSV holds what the library finds in the image, and CVAT gets one shape per defect.
     config, model = load_run(run_dir)
     image = read_image(images / "a.png")
-    instances = predict_instances(model, image, config, threshold=0.5)
+    instances = config.model_kind.instances(model, image, config, threshold=0.5)
     expected = [d.row("a.png", None) for d in instance_defects(instances, ["bubble"])]
     assert [row for row in defects if row["image"] == "a.png"] == [
         {key: str(value) for key, value in row.items()} for row in expected
