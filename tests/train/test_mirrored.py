@@ -4,6 +4,7 @@ replica seeing half of every global batch and ending with the same trained weigh
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,9 +12,7 @@ import sys
 
 import pytest
 
-from emdl.models.unet import UNetConfig
-from emdl.train.config import DataConfig, RunConfig, TrainingConfig
-from tests.conftest import REPO, box_image, box_xml
+from tests.conftest import REPO, box_image, box_xml, tiny_config
 
 TIMEOUT = 120  # seconds for the whole subprocess
 
@@ -118,17 +117,9 @@ def test_two_replicas_train_the_same_weights_on_halves_of_the_batch(labeled_fold
             "b.png": (box_image(64), box_xml("b.png", 64)),
         }
     )
-    config = RunConfig(
-        data=DataConfig(
-            labels=(str(labels),),
-            images=str(images),
-            validation_fraction=0.5,
-            window=32,
-            stride=32,
-            batch_size=2,
-        ),
-        model=UNetConfig(depth=2, filters=4),
-        training=TrainingConfig(epochs=1, steps_per_epoch=3),
+    config = tiny_config(labels, images, epochs=1)
+    config = dataclasses.replace(
+        config, training=dataclasses.replace(config.training, steps_per_epoch=3)
     )
     config_path = tmp_path / "run.json"
     config_path.write_text(json.dumps(config.to_dict()))
