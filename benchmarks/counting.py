@@ -30,7 +30,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-MIN_AREA = 10.0  # emdl predict's default, pixels
 IMAGES = ("DL_for_Microscopy_Train_Img_1.png", "DL_for_Microscopy_Train_Img_2.png")
 LABELS = ("DL_for_Microscopy_Train_Lab_1.xml", "DL_for_Microscopy_Train_Lab_2.xml")
 
@@ -40,6 +39,7 @@ def otsu_instances(image):
     from skimage.filters import threshold_otsu
 
     from emdl.predict.instances import instances_from_probabilities
+    from emdl.train.calibration import MIN_AREA
 
     above = image > threshold_otsu(image)
     objects = above if above.mean() < 0.5 else ~above
@@ -109,6 +109,7 @@ def main(argv=None) -> int:
     from emdl.io.image import read_image
     from emdl.labels import instance_targets
     from emdl.metrics.instances import score_instances
+    from emdl.train.calibration import MIN_AREA
 
     truth = {}
     for labels in LABELS:

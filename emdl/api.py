@@ -22,10 +22,10 @@ import numpy as np
 
 from emdl.analysis.statistics import instance_defects
 from emdl.commands.evaluate import evaluate_run
-from emdl.commands.predict import MIN_AREA, default_threshold, load_predictor
+from emdl.commands.predict import load_predictor
 from emdl.io.image import unit_gray
 from emdl.predict.instances import Instances
-from emdl.train.calibration import read_calibration
+from emdl.train.calibration import postprocessing
 from emdl.train.config import RunConfig
 
 
@@ -45,10 +45,7 @@ class Run:
     def thresholds(self) -> tuple[float, float]:
         """The default ``(threshold, min_area)``: the run's calibration, else its kind's
         default threshold and 10 square pixels."""
-        calibration = read_calibration(self.run_dir)
-        if calibration:
-            return calibration["threshold"], calibration["min_area"]
-        return default_threshold(self.run_dir, self.config), MIN_AREA
+        return postprocessing(self.run_dir, self.config)
 
     def predict(
         self,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -52,10 +51,8 @@ from emdl.errors import InputError
 from emdl.export.cvat_predictions import instance_shapes, write_predictions
 from emdl.io.image import SUPPORTED_SUFFIXES, read_micrograph
 from emdl.io.labels import read_labels
-from emdl.train.calibration import read_calibration
+from emdl.train.calibration import postprocessing
 from emdl.train.config import RunConfig
-
-MIN_AREA = 10.0  # square pixels: the smallest defect kept when the run has no calibration
 
 
 @dataclass
@@ -157,16 +154,6 @@ def load_predictor(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
         raise InputError(run_dir, f"not a usable run directory ({reason})") from None
 
 
-def default_threshold(run_dir: str | os.PathLike, config: RunConfig) -> float:
-    """The run's kind's default threshold (a U-Net's probability 0.5, a Mask R-CNN's score
-    threshold, a detector's F1-best score), given the run's ``metrics.json`` when it has one."""
-    try:
-        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    except (OSError, ValueError):
-        metrics = None
-    return config.model_kind.default_threshold(config, metrics)
-
-
 def _truth_index(labels: Sequence[str | os.PathLike]) -> dict[str, tuple[str, ImageAnnotation]]:
     """Labeled images by name and by file name: ``(label file, annotation)``."""
     index: dict[str, tuple[str, ImageAnnotation]] = {}
@@ -238,7 +225,7 @@ def predict_images(
     ``summary.csv`` (:func:`emdl.analysis.statistics.summarize`; empty without it).
     ``threshold``: a U-Net's foreground probability or a detector's score, and ``min_area``:
     the smallest defect kept, square pixels; by default the run's ``calibration.json``
-    (:mod:`emdl.train.calibration`), else :func:`default_threshold` and :data:`MIN_AREA`.
+    (:func:`emdl.train.calibration.postprocessing`).
     ``labels``:
     CVAT XML or COCO JSON files whose images (matched by name or file name) are compared with
     the predictions. ``progress``: a stream for a progress bar (None: quiet).
@@ -258,11 +245,9 @@ def predict_images(
     config, model = load_predictor(run_dir)
     if tta:
         config = config.with_model(tta=True)
-    calibration = read_calibration(run_dir)
-    if threshold is None:
-        threshold = calibration["threshold"] if calibration else default_threshold(run_dir, config)
-    if min_area is None:
-        min_area = calibration["min_area"] if calibration else MIN_AREA
+    default_t, default_area = postprocessing(run_dir, config)
+    threshold = default_t if threshold is None else threshold
+    min_area = default_area if min_area is None else min_area
     classes = list(config.classes) or ["defect"]
     out_dir = Path(out_dir)
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,8 @@ from emdl.io.image import read_image
 from emdl.train.config import RunConfig
 
 CALIBRATION = "calibration.json"
-AREAS = (0.0, 10.0, 25.0, 50.0)  # square pixels; emdl predict's default is 10
+MIN_AREA = 10.0  # square pixels: the smallest defect kept when a run has no calibration
+AREAS = (0.0, MIN_AREA, 25.0, 50.0)  # square pixels
 
 
 class _Remembered:
@@ -89,7 +90,7 @@ def calibrate(
     best = min(grid, key=lambda setting: objective(scores[setting]))
     found_nothing = not np.isfinite(objective(scores[best]))
     if found_nothing:  # no setting gives a count and a size to compare: keep the defaults
-        best = (default, 10.0)
+        best = (default, MIN_AREA)
 
     def errors(setting) -> dict:
         row = scores[setting]
@@ -107,7 +108,7 @@ def calibrate(
         "threshold": float(best[0]),
         "min_area": float(best[1]),
         **errors(best),
-        "default": {"threshold": default, "min_area": 10.0, **errors((default, 10.0))},
+        "default": {"threshold": default, "min_area": MIN_AREA, **errors((default, MIN_AREA))},
         "images": len(records),
         "calibrated": not found_nothing,
     }
@@ -126,6 +127,20 @@ def read_calibration(run_dir: str | os.PathLike) -> dict | None:
         }
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def postprocessing(run_dir: str | os.PathLike, config: RunConfig) -> tuple[float, float]:
+    """The ``(threshold, min_area)`` a finished run predicts with unless told: its calibration,
+    else its kind's default threshold (given its ``metrics.json``, which holds a detector's
+    F1-best score) and :data:`MIN_AREA`."""
+    calibration = read_calibration(run_dir)
+    if calibration:
+        return calibration["threshold"], calibration["min_area"]
+    try:
+        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        metrics = None
+    return config.model_kind.default_threshold(config, metrics), MIN_AREA
 
 
 def calibration_line(calibration: dict | None) -> str:
