@@ -87,19 +87,27 @@ def box_xml(name: str, size: int, boxes=BOXES, label: str = "bubble") -> str:
     return f'<image id="0" name="{name}" width="{size}" height="{size}">\n{shapes}\n</image>'
 
 
+def write_labeled_folder(
+    root: Path, images: dict[str, tuple[np.ndarray, str]], labels=("bubble", "loop")
+) -> tuple[Path, Path]:
+    """Writes ``root/images/`` and one CVAT file ``root/labels.xml`` of ``{name: (pixels, xml)}``;
+    returns (labels path, images folder)."""
+    folder = root / "images"
+    folder.mkdir(exist_ok=True)
+    for name, (pixels, _) in images.items():
+        skio.imsave(folder / name, pixels, check_contrast=False)
+    body = "\n".join(xml for _, xml in images.values())
+    path = root / "labels.xml"
+    path.write_text(cvat_text(body, labels=labels))
+    return path, folder
+
+
 @pytest.fixture
 def labeled_folder(tmp_path: Path) -> Callable[..., tuple[Path, Path]]:
     """Writes images and one CVAT file; returns (labels path, images folder)."""
 
     def make(images: dict[str, tuple[np.ndarray, str]], labels=("bubble", "loop")):
-        folder = tmp_path / "images"
-        folder.mkdir(exist_ok=True)
-        for name, (pixels, _) in images.items():
-            skio.imsave(folder / name, pixels, check_contrast=False)
-        body = "\n".join(xml for _, xml in images.values())
-        path = tmp_path / "labels.xml"
-        path.write_text(cvat_text(body, labels=labels))
-        return path, folder
+        return write_labeled_folder(tmp_path, images, labels)
 
     return make
 

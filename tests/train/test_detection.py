@@ -86,8 +86,11 @@ def test_emdl_evaluate_scores_a_detector_run(finished_run, tmp_path, capsys):
 SERVE = """
 import json, sys
 import numpy as np, tensorflow as tf
-served = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-out = served(image=tf.constant(np.random.default_rng(0).random((2, 100, 80, 1)), tf.float32))
+signatures = tf.saved_model.load(sys.argv[1]).signatures
+counts = np.random.default_rng(0).integers(0, 256, (2, 100, 80, 1)).astype(np.uint8)
+out = signatures["serving_uint8"](image=tf.constant(counts))
+floats = signatures["serving_default"](image=tf.constant(counts, tf.float32))
+assert all(np.allclose(out[key], floats[key], atol=1e-4) for key in out)
 print(json.dumps({key: list(value.shape) for key, value in out.items()}))
 boxes, count = out["boxes"].numpy(), out["num_detections"].numpy()
 kept, padding = boxes[0, : count[0]], boxes[0, count[0] :]

@@ -100,8 +100,8 @@ def test_emdl_predict_takes_a_maskrcnn_run(finished_run, tmp_path, capsys):
 SERVE = """
 import json, sys
 import numpy as np, tensorflow as tf
-served = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-out = served(image=tf.constant(np.random.default_rng(0).random((2, 64, 64, 1)) * 255, tf.float32))
+served = tf.saved_model.load(sys.argv[1]).signatures["serving_uint16"]
+out = served(image=tf.constant(np.random.default_rng(0).integers(0, 4096, (2, 64, 64, 1)), tf.uint16))
 print(json.dumps({key: list(value.shape) for key, value in out.items()}))
 """
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from emdl.cli import main
 from emdl.commands.evaluate import evaluate_run
+from emdl.data.normalize import min_max
 from emdl.errors import InputError
 from emdl.models.unet import UNetConfig
 from emdl.train.config import RunConfig, load_config
@@ -71,15 +72,23 @@ def test_a_run_writes_its_directory(folder, tmp_path):
     by_name = {entry["name"]: entry for entry in scores["images"]}
     assert by_name[validation] == metrics["images"][0]
 
-    # The SavedModel serves any height and width.
-    served = tf.saved_model.load(str(run_dir / "saved_model")).signatures["serving_default"]
-    odd = np.random.default_rng(1).random((2, 30, 45, 1)).astype(np.float32)
-    probabilities = served(image=tf.constant(odd))["probabilities"].numpy()
+    # The SavedModel serves any height, width and intensity range, as uint8, uint16 or float32,
+    # min-max scaling each image inside as training does.
+    loaded = tf.saved_model.load(str(run_dir / "saved_model"))
+    served = loaded.signatures["serving_default"]
+    counts = np.random.default_rng(1).integers(0, 256, (2, 30, 45, 1)).astype(np.uint8)
+    probabilities = served(image=tf.constant(counts, tf.float32))["probabilities"].numpy()
     assert probabilities.shape == (2, 30, 45, 3)
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1, rtol=1e-5)
-    padded = np.pad(odd, [(0, 0), (0, 2), (0, 3), (0, 0)], mode="symmetric")
-    direct = model.predict_on_batch(padded)[:, :30, :45]
+    padded = np.pad(counts, [(0, 0), (0, 2), (0, 3), (0, 0)], mode="symmetric")
+    direct = model.predict_on_batch(np.asarray(min_max(padded.astype(np.float32))))[:, :30, :45]
     np.testing.assert_allclose(probabilities, direct, atol=1e-5)
+    for key, dtype in (("serving_uint8", np.uint8), ("serving_uint16", np.uint16)):
+        typed = loaded.signatures[key](image=tf.constant(counts.astype(dtype)))
+        np.testing.assert_allclose(typed["probabilities"], probabilities, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.serve(tf.constant(counts))["probabilities"], probabilities, atol=1e-6
+    )
 
 
 class Interrupt(keras.callbacks.Callback):

@@ -80,9 +80,10 @@ class MaskRCNNKind(ModelKind):
         return config.model.score_threshold
 
     def export(self, model: MaskRCNN, path: str | os.PathLike, config: RunConfig) -> None:
-        """Write a SavedModel whose ``serving_default`` takes ``image``: float32
-        ``(B, T, T, 1)`` tiles of ``T = tile`` pixels (of the resized micrograph, any intensity
-        range; each is min-max scaled inside) and returns ``boxes`` float32 ``(B, K, 4)``
+        """Write a SavedModel whose signatures (:data:`emdl.export.saved_model.SIGNATURES`)
+        take ``image``: uint8, uint16 or float32 ``(B, T, T, 1)`` tiles of ``T = tile`` pixels
+        (of the resized micrograph, any intensity range; each is min-max scaled inside) and
+        return ``boxes`` float32 ``(B, K, 4)``
         "xyxy" tile pixels, ``classes`` int32 ``(B, K)``, ``scores`` float32 ``(B, K)``,
         ``masks`` float32 ``(B, K, 28, 28)`` (each spanning its box) and ``num_detections``
         int32 ``(B,)``; rows past ``num_detections`` are padding. The tile size is fixed because
