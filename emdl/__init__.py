@@ -1,7 +1,8 @@
 """emdl: deep learning for electron micrographs of radiation damage.
 
 ``emdl.load_run(run_dir)`` gives a trained run to predict, measure and evaluate with
-(:mod:`emdl.api`).
+(:mod:`emdl.api`); ``emdl.load_model(path)`` loads a run's ``model.keras``. Importing ``emdl``
+itself stays free of TensorFlow, so that the command line starts at once.
 """
 
 __version__ = "0.1.0"
@@ -12,3 +13,17 @@ def load_run(run_dir):
     from emdl.api import load_run as load
 
     return load(run_dir)
+
+
+def load_model(path):
+    """The Keras model saved whole in ``path`` (a run's ``model.keras``), compiled as trained.
+
+    Keras finds emdl's model classes only once their modules are imported; this imports them
+    (and TensorFlow) first, then calls ``keras.saving.load_model``."""
+    import importlib
+
+    import keras
+
+    for module in ("emdl.models.unet", "emdl.models.yolo", "emdl.models.maskrcnn"):
+        importlib.import_module(module)
+    return keras.saving.load_model(path)

@@ -10,6 +10,7 @@ every model under ``DIR``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from emdl.errors import InputError
 from emdl.export.serving_layout import check_name, parse_version, write_version
 
 RUN_INFO = "emdl.json"  # in the version's assets.extra/
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,7 +37,7 @@ class ExportReport:
         return f"{finished}exported {self.version_dir} (listed in {self.config_file})"
 
 
-def finish_run(run_dir: str | os.PathLike, say=print) -> bool:
+def finish_run(run_dir: str | os.PathLike) -> bool:
     """Complete a run whose training ended before its later stages (evaluation, calibration,
     plots, ``saved_model/``); True when there was something to do. A run whose training did not
     end is refused with the command that resumes it."""
@@ -53,7 +55,7 @@ def finish_run(run_dir: str | os.PathLike, say=print) -> bool:
             "training has not ended; resume it with "
             f"emdl train {run_dir / 'config.json'} --out {run_dir}",
         )
-    say(f"{run_dir}: finishing the run (evaluation, calibration, plots, saved_model/) ...")
+    log.info(f"{run_dir}: finishing the run (evaluation, calibration, plots, saved_model/) ...")
     train_run(load_config(run_dir / "config.json"), run_dir, verbose=0)
     return True
 
@@ -64,7 +66,6 @@ def export_for_serving(
     *,
     name: str | None = None,
     version: str | int | None = None,
-    say=print,
 ) -> ExportReport:
     """Write the run's SavedModel as ``serving_dir/NAME/VERSION`` and rewrite
     ``serving_dir/models.config``. ``name`` defaults to the run directory's name, ``version``
@@ -78,7 +79,7 @@ def export_for_serving(
     serving_dir = Path(serving_dir)
     if serving_dir.exists() and not serving_dir.is_dir():
         raise InputError(serving_dir, "is a file, not a serving folder")
-    finished = finish_run(run_dir, say)
+    finished = finish_run(run_dir)
     config, model = load_predictor(run_dir)
     threshold, min_area = postprocessing(run_dir, config)
     info = {
@@ -94,6 +95,6 @@ def export_for_serving(
         (path / "assets.extra").mkdir()
         (path / "assets.extra" / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
 
-    say(f"exporting {serving_dir / name} ...")
+    log.info(f"exporting {serving_dir / name} ...")
     version_dir = write_version(write, serving_dir, name, number)
     return ExportReport(version_dir, serving_dir / "models.config", finished)

@@ -65,7 +65,9 @@ class TrainingConfig:
     epoch (off by default: it slows short runs down more than it smooths them);
     ``early_stopping_patience`` epochs without a better ``monitor`` stop the run (0: never);
     ``monitor`` (None: the model kind's own, "val_iou" or "val_loss") also picks the best
-    checkpoint, lower being better for a loss and higher for anything else."""
+    checkpoint, lower being better for a loss and higher for anything else.
+    ``mixed_precision``: true, false or "auto" (on when training on GPUs, where float16 maths
+    is fast; on a CPU it is slower than float32)."""
 
     epochs: int = 30
     steps_per_epoch: int = 50
@@ -76,8 +78,14 @@ class TrainingConfig:
     early_stopping_patience: int = 0
     monitor: str | None = None
     seed: int = 0
+    mixed_precision: bool | str = "auto"
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.mixed_precision, bool) or self.mixed_precision == "auto"):
+            raise ValueError(
+                'training.mixed_precision: expected true, false or "auto", '
+                f"got {json.dumps(self.mixed_precision)}"
+            )
         if self.epochs < 1 or self.steps_per_epoch < 1:
             raise ValueError("training: epochs and steps_per_epoch must be at least 1")
         if self.learning_rate <= 0:

@@ -30,15 +30,18 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         return tf.nest.map_structure(reduce_one, value)
 
 
-def choose_strategy() -> tf.distribute.Strategy:
+def choose_strategy(mixed_precision: bool | str = "auto") -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy when ``$TF_CONFIG`` names several workers, MirroredStrategy over
-    all visible GPUs when there are any (with mixed float16 precision), else the default strategy
-    (this CPU). Call it before building any model."""
+    all visible GPUs when there are any (``CUDA_VISIBLE_DEVICES`` chooses which), else the default
+    strategy (this CPU). Sets Keras' global dtype policy: ``mixed_float16`` when
+    ``mixed_precision`` is True, or "auto" and there are GPUs; ``float32`` otherwise. Call it
+    before building any model."""
+    gpus = tf.config.list_logical_devices("GPU")
+    mixed = bool(gpus) if mixed_precision == "auto" else bool(mixed_precision)
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     if workers_in_tf_config() > 1:
         return _MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
     if gpus:
-        keras.mixed_precision.set_global_policy("mixed_float16")
         return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
     return tf.distribute.get_strategy()
 

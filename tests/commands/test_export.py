@@ -76,8 +76,8 @@ def test_export_finishes_a_run_interrupted_before_its_export(run_dir, tmp_path, 
     (copy / "metrics.json").unlink()
     shutil.rmtree(copy / "saved_model")
     assert main(["export", str(copy), "--serving-dir", str(tmp_path / "serving")]) == 0
-    out = capsys.readouterr().out
-    assert "finishing the run (evaluation, calibration, plots, saved_model/)" in out
+    err = capsys.readouterr().err
+    assert f"{copy}: finishing the run (evaluation, calibration, plots, saved_model/) ..." in err
     assert (copy / "metrics.json").is_file() and (copy / "saved_model" / "saved_model.pb").is_file()
     assert (tmp_path / "serving" / "bubbles" / "1" / "saved_model.pb").is_file()
 

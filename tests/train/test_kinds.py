@@ -47,6 +47,35 @@ def test_a_run_config_takes_its_kinds_defaults(name):
     assert RunConfig.from_dict(config.to_dict()) == config
 
 
+SMALL = {"unet": {"depth": 2, "filters": 4}, "maskrcnn": "TINY"}
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_every_kinds_model_saves_whole_and_loads_through_emdl(name, tmp_path):
+    import numpy as np
+
+    import emdl
+    import tests.conftest
+
+    kind = model_kind(name)
+    small = SMALL.get(name, {})
+    model_config = (
+        getattr(tests.conftest, small) if isinstance(small, str) else kind.config_class(**small)
+    )
+    config = RunConfig(
+        data=DataConfig(labels=("x.xml",), images="."),
+        kind=name,
+        model=kind.model_config(model_config, ["bubble"]),
+        classes=("bubble",),
+    )
+    model = kind.build(config)
+    model.save(tmp_path / "model.keras")
+    loaded = emdl.load_model(tmp_path / "model.keras")
+    assert type(loaded) is type(model)
+    pairs = zip(model.weights, loaded.weights, strict=True)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in pairs)
+
+
 def test_an_unknown_kind_names_the_known_ones():
     with pytest.raises(ValueError, match=r"kind must be one of \['maskrcnn', 'unet', 'yolo'\]"):
         model_kind("resnet")

@@ -101,7 +101,8 @@ SERVE = """
 import json, sys
 import numpy as np, tensorflow as tf
 served = tf.saved_model.load(sys.argv[1]).signatures["serving_uint16"]
-out = served(image=tf.constant(np.random.default_rng(0).integers(0, 4096, (2, 64, 64, 1)), tf.uint16))
+counts = np.random.default_rng(0).integers(0, 4096, (2, 64, 64, 1))
+out = served(image=tf.constant(counts, tf.uint16))
 print(json.dumps({key: list(value.shape) for key, value in out.items()}))
 """
 

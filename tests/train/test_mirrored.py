@@ -40,7 +40,7 @@ from emdl.train.kinds.unet import KIND
 
 config_path, run_dir, record_path = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-emdl.train.run.choose_strategy = lambda: strategy
+emdl.train.run.choose_strategy = lambda mixed_precision: strategy
 record = {
     "devices": len(tf.config.list_logical_devices("CPU")),
     "replicas": strategy.num_replicas_in_sync,

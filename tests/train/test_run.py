@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -46,6 +48,7 @@ def test_a_run_writes_its_directory(folder, tmp_path):
         "curves.png",
         "overlays.png",
         "saved_model/saved_model.pb",
+        "model.keras",
         "tensorboard",
     ):
         assert (run_dir / name).exists(), name
@@ -66,6 +69,19 @@ def test_a_run_writes_its_directory(folder, tmp_path):
     _, model = load_run(run_dir)
     image = np.random.default_rng(0).random((1, 32, 32, 1)).astype(np.float32)
     assert np.array_equal(model.predict_on_batch(image), result.model.predict_on_batch(image))
+    # model.keras loads whole in a fresh process, through emdl.load_model.
+    np.save(tmp_path / "image.npy", image)
+    script = (
+        "import sys, numpy as np, emdl; m = emdl.load_model(sys.argv[1]); "
+        "np.save(sys.argv[2], m.predict_on_batch(np.load(sys.argv[3])))"
+    )
+    out = tmp_path / "out.npy"
+    subprocess.run(
+        [sys.executable, "-c", script, run_dir / "model.keras", out, tmp_path / "image.npy"],
+        check=True,
+        capture_output=True,
+    )
+    np.testing.assert_allclose(np.load(out), model.predict_on_batch(image), atol=1e-6)
     labels, images = folder
     validation = metrics["images"][0]["name"]
     _, scores = evaluate_run(run_dir, labels, images)

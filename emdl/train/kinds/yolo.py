@@ -100,9 +100,9 @@ class DetectorKind(ModelKind):
     def export(self, model: Detector, path: str | os.PathLike, config: RunConfig) -> None:
         """Write a SavedModel whose signatures (:data:`emdl.export.saved_model.SIGNATURES`)
         take ``image``: uint8, uint16 or float32 ``(B, H, W, 1)`` micrographs of any size and
-        intensity range, and return final detections: ``boxes`` float32 ``(B, K, 4)`` "xyxy" in pixels of the input, ``classes``
-        ``(B, K)``, ``confidence`` ``(B, K)`` (padded with -1 after ``num_detections``) and
-        ``num_detections`` int32 ``(B,)``.
+        intensity range, and return final detections: ``boxes`` float32 ``(B, K, 4)`` "xyxy"
+        in pixels of the input, ``classes`` ``(B, K)``, ``confidence`` ``(B, K)`` (padded with
+        -1 after ``num_detections``) and ``num_detections`` int32 ``(B,)``.
 
         Inside: the image is resized by the run's rule (:class:`emdl.data.resize.Resize`, the
         one training and ``emdl predict`` use), min-max scaled, padded to a multiple of 32, and
