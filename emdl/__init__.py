@@ -18,12 +18,12 @@ def load_run(run_dir):
 def load_model(path):
     """The Keras model saved whole in ``path`` (a run's ``model.keras``), compiled as trained.
 
-    Keras finds emdl's model classes only once their modules are imported; this imports them
-    (and TensorFlow) first, then calls ``keras.saving.load_model``."""
-    import importlib
-
+    Keras finds emdl's classes (models, losses, metrics) only once their modules are imported;
+    this imports them (and TensorFlow) first, then calls ``keras.saving.load_model``."""
     import keras
 
-    for module in ("emdl.models.unet", "emdl.models.yolo", "emdl.models.maskrcnn"):
-        importlib.import_module(module)
+    from emdl.train.kinds import KINDS, model_kind
+
+    for name in KINDS:  # each kind's module imports the models, losses and metrics it compiles
+        model_kind(name)
     return keras.saving.load_model(path)

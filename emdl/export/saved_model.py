@@ -1,12 +1,10 @@
 """SavedModel export for TF Serving.
 
-A SavedModel signature has one dtype per input, so every exported run has three signatures with
-the same outputs: ``serving_default`` takes ``image`` as float32 (any intensity range; what TF
-Serving's REST API feeds JSON numbers to), ``serving_uint8`` and ``serving_uint16`` take the
-integers a detector writes. The loaded object's ``serve`` function takes any of the three.
-Each casts to float32 first and then runs the kind's ``serve``, which min-max scales inside the
-graph exactly as training does (:func:`emdl.data.normalize.min_max`), so a client sends the
-micrograph's own pixel values.
+Every export has the signatures of :data:`emdl.signatures.SIGNATURES` (float32, uint8 and
+uint16 ``image``, the same outputs); the loaded object's ``serve`` function takes any of the
+three dtypes. Each casts to float32 first and then runs the kind's ``serve``, which min-max
+scales inside the graph exactly as training does (:func:`emdl.data.normalize.min_max`), so a
+client sends the micrograph's own pixel values.
 """
 
 from __future__ import annotations
@@ -18,19 +16,14 @@ import keras
 import tensorflow as tf
 
 from emdl.data.normalize import min_max
-
-# Signature key -> the dtype of its ``image`` input.
-SIGNATURES = {
-    "serving_default": tf.float32,
-    "serving_uint8": tf.uint8,
-    "serving_uint16": tf.uint16,
-}
+from emdl.signatures import SIGNATURES
 
 
 def export_segmentation(model: keras.Model, path: str | os.PathLike, multiple: int) -> None:
-    """Write a SavedModel whose signatures (:data:`SIGNATURES`) take ``image`` ``(B, H, W, 1)``
-    of any height, width and intensity range and return ``probabilities`` float32
-    ``(B, H, W, C)``, one channel per class, background first.
+    """Write a SavedModel whose signatures (:data:`emdl.signatures.SIGNATURES`) take ``image``
+    ``(B, H, W, 1)`` of any height, width and intensity range and return ``probabilities``
+    float32: ``(B, H, W, 1)`` (the foreground) for one class, else ``(B, H, W, classes + 1)``
+    with the background first.
 
     Each image is min-max scaled on its own, padded by reflection to a multiple of
     ``multiple`` (``2 ** depth``) and the output cropped back, so no caller has to know the
@@ -54,7 +47,8 @@ def write_serving(
     path: str | os.PathLike,
     size: int | None = None,
 ) -> None:
-    """Write ``model`` as a SavedModel at ``path`` with the signatures of :data:`SIGNATURES`.
+    """Write ``model`` as a SavedModel at ``path`` with the signatures of
+    :data:`emdl.signatures.SIGNATURES`.
 
     ``serve`` maps ``image``, float32 ``(B, H, W, 1)`` of any size (or ``size x size`` when
     given) in the micrograph's own intensity range, to a dict of output tensors; each signature
@@ -67,9 +61,9 @@ def write_serving(
         return serve(tf.cast(image, tf.float32))
 
     shape = (None, size, size, 1)
-    for name, dtype in SIGNATURES.items():
+    for key, dtype in SIGNATURES.items():
         archive.add_endpoint(
-            name=name, fn=as_float, input_signature=[tf.TensorSpec(shape, dtype, name="image")]
+            name=key, fn=as_float, input_signature=[tf.TensorSpec(shape, dtype, name="image")]
         )
     # One Python-callable function for every dtype (``tf.saved_model.load(path).serve(image)``).
     polymorphic = tf.function(as_float)
