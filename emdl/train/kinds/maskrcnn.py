@@ -80,7 +80,7 @@ class MaskRCNNKind(ModelKind):
         return config.model.score_threshold
 
     def export(self, model: MaskRCNN, path: str | os.PathLike, config: RunConfig) -> None:
-        """Write a SavedModel whose signatures (:data:`emdl.export.saved_model.SIGNATURES`)
+        """Write a SavedModel whose signatures (:data:`emdl.signatures.SIGNATURES`)
         take ``image``: uint8, uint16 or float32 ``(B, T, T, 1)`` tiles of ``T = tile`` pixels
         (of the resized micrograph, any intensity range; each is min-max scaled inside) and
         return ``boxes`` float32 ``(B, K, 4)``

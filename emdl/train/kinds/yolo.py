@@ -98,7 +98,7 @@ class DetectorKind(ModelKind):
             return THRESHOLD
 
     def export(self, model: Detector, path: str | os.PathLike, config: RunConfig) -> None:
-        """Write a SavedModel whose signatures (:data:`emdl.export.saved_model.SIGNATURES`)
+        """Write a SavedModel whose signatures (:data:`emdl.signatures.SIGNATURES`)
         take ``image``: uint8, uint16 or float32 ``(B, H, W, 1)`` micrographs of any size and
         intensity range, and return final detections: ``boxes`` float32 ``(B, K, 4)`` "xyxy"
         in pixels of the input, ``classes`` ``(B, K)``, ``confidence`` ``(B, K)`` (padded with
