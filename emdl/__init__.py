@@ -16,7 +16,9 @@ def load_run(run_dir):
 
 
 def load_model(path):
-    """The Keras model saved whole in ``path`` (a run's ``model.keras``), compiled as trained.
+    """The Keras model saved whole in ``path`` (a run's ``model.keras``), with its weights; a
+    U-Net comes back compiled as trained, the detector and Mask R-CNN uncompiled (their
+    ``compile`` takes emdl's own arguments, which Keras does not store): enough to predict.
 
     Keras finds emdl's classes (models, losses, metrics) only once their modules are imported;
     this imports them (and TensorFlow) first, then calls ``keras.saving.load_model``."""

@@ -88,6 +88,7 @@ class Run:
 
 
 def load_run(run_dir: str | os.PathLike) -> Run:
-    """The finished run in ``run_dir``; an InputError naming it when it is not one."""
+    """The finished run in ``run_dir``; an InputError naming it when it is not one, or when it
+    is unfinished (no ``metrics.json``: the message gives the command that resumes it)."""
     config, model = load_predictor(run_dir)
     return Run(Path(run_dir), config, model)

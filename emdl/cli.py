@@ -8,7 +8,18 @@ import warnings
 from collections.abc import Sequence
 
 from emdl import __version__
+from emdl.console import (
+    NORMAL,
+    QUIET,
+    VERBOSE,
+    configure_logging,
+    import_tensorflow_quietly,
+)
 from emdl.errors import EmdlError, InputError, LabelWarning
+
+# Commands that never load TensorFlow; the others import it first, with its start-up noise
+# filtered (emdl.console).
+WITHOUT_TENSORFLOW = {"convert", "synth"}
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -21,6 +32,7 @@ def _convert(args: argparse.Namespace) -> None:
         images_dir=args.images,
         line_width=args.line_width,
         skip_missing=args.skip_missing,
+        overwrite=args.overwrite,
     )
     print(f"{summary(annotations)} -> {written}")
 
@@ -60,8 +72,8 @@ def _train(args: argparse.Namespace) -> None:
 
     config = load_config(args.config)
     out = args.out or str(Path("runs") / Path(args.config).stem)
-    # Per-step bars on a terminal; one line per epoch in a log file.
-    verbose = 1 if sys.stdout.isatty() else 2
+    # Per-step bars on a terminal; one line per epoch in a log file; none with --quiet.
+    verbose = 0 if args.quiet else 1 if sys.stdout.isatty() else 2
     result = train_run(config, out, verbose=verbose, overwrite=args.overwrite)
     metrics = result.metrics
     headline = result.config.model_kind.headline(metrics)
@@ -79,6 +91,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         args.images,
         missing="skip" if args.skip_missing else "error",
         tta=args.tta,
+        reliability=args.reliability,
     )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as file:
@@ -88,6 +101,10 @@ def _evaluate(args: argparse.Namespace) -> None:
     from emdl.train.calibration import calibration_line, read_calibration
 
     print(calibration_line(read_calibration(args.run_dir)))
+    if args.reliability:
+        from emdl.metrics.reliability import reliability_line
+
+        print(reliability_line(metrics["reliability"]))
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -104,6 +121,7 @@ def _predict(args: argparse.Namespace) -> None:
         labels=args.labels or (),
         progress=sys.stderr,
         tta=args.tta,
+        overwrite=args.overwrite,
     )
     print(report.summary())
     if report.comparison is not None:
@@ -113,6 +131,64 @@ def _predict(args: argparse.Namespace) -> None:
     if report.failures:
         total = report.images + len(report.failures)
         raise EmdlError(f"{len(report.failures)} of {total} images could not be predicted")
+
+
+def _export(args: argparse.Namespace) -> None:
+    if args.serving_dir is None and args.cvat_serverless is None:
+        raise EmdlError("export: give --serving-dir DIR and/or --cvat-serverless DIR")
+    if args.serving_dir is not None:
+        from emdl.commands.export import export_for_serving
+
+        report = export_for_serving(
+            args.run_dir, args.serving_dir, name=args.name, version=args.model_version
+        )
+        print(report.summary())
+    if args.cvat_serverless is not None:
+        from emdl.cvat.serverless import write_serverless_function
+
+        folder = write_serverless_function(args.run_dir, args.cvat_serverless)
+        print(f"wrote the CVAT serverless function {folder}")
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from emdl.synth.dataset import write_dataset
+
+    report = write_dataset(
+        args.out,
+        args.kind,
+        args.count,
+        args.size,
+        pixel_size_nm=args.pixel_size,
+        defocus_nm=args.defocus,
+        dose=args.dose,
+        seed=args.seed,
+        label_format=args.format,
+        bits=args.bits,
+        preview=args.preview,
+    )
+    print(report.summary())
+
+
+def _rank(args: argparse.Namespace) -> None:
+    from emdl.commands.rank import rank_images
+
+    rows = rank_images(
+        args.run_dir,
+        args.images,
+        args.out,
+        top=args.top,
+        cvat=args.cvat,
+        diversity=args.diversity,
+        progress=sys.stderr,
+    )
+    first = rows[0]
+    print(
+        f"{len(rows)} images ranked -> {args.out}; label first {first['image']} "
+        f"(uncertainty {first['uncertainty']:.3f})"
+    )
+    if args.cvat is not None:
+        count = len(rows) if args.top is None else min(args.top, len(rows))
+        print(f"pre-annotations of the first {count} -> {args.cvat}")
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -139,6 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deep learning for electron micrographs of radiation damage.",
     )
     parser.add_argument("--version", action="version", version=f"emdl {__version__}")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="results and errors only: no stage lines"
+    )
+    loudness.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="details too, and TensorFlow's own start-up messages unfiltered",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     convert = commands.add_parser(
@@ -159,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument(
         "--skip-missing", action="store_true", help="leave out labeled images not in --images"
+    )
+    convert.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files that exist in --out, or write into the folder of the inputs",
     )
     convert.set_defaults(run=_convert)
 
@@ -212,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-missing", action="store_true", help="leave out labeled images not in --images"
     )
     evaluate.add_argument("--tta", action="store_true", help=TTA_HELP)
+    evaluate.add_argument(
+        "--reliability",
+        action="store_true",
+        help="also tell how often defects found by k of the 8 flips and turns are wrong "
+        "(into --json too; 8 predictions per image)",
+    )
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser(
@@ -246,7 +343,97 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--labels", nargs="+", help="CVAT XML or COCO JSON truth to compare with")
     predict.add_argument("--tta", action="store_true", help=TTA_HELP)
+    predict.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="predict into an --out used before: remove the files an earlier emdl predict "
+        "wrote there (and no others), replace files in the way",
+    )
     predict.set_defaults(run=_predict)
+    export = commands.add_parser(
+        "export",
+        formatter_class=_Help,
+        help="export a run for TF Serving (and as a CVAT serverless function)",
+        description="Write a run's SavedModel into TF Serving's layout, DIR/NAME/VERSION/ and "
+        "DIR/models.config, finishing the run first if its training ended before its export.",
+    )
+    export.add_argument("run_dir", help=run_help)
+    export.add_argument("--serving-dir", metavar="DIR", help="TF Serving's model base folder")
+    export.add_argument("--name", help="model name (default: the run directory's name)")
+    export.add_argument(
+        "--version",
+        dest="model_version",
+        metavar="N",
+        help="version number (default: one more than the highest in DIR/NAME)",
+    )
+    export.add_argument(
+        "--cvat-serverless", metavar="DIR", help="also write a nuclio function folder for CVAT"
+    )
+    export.set_defaults(run=_export)
+    synth = commands.add_parser(
+        "synth",
+        formatter_class=_Help,
+        help="write synthetic micrographs with exact labels",
+        description="Write synthetic TEM micrographs (a physical image model: Fresnel contrast "
+        "at a defocus, shot noise at a dose) with exact labels: DIR/images/ and "
+        "DIR/annotations.xml (CVAT) or annotations.json (COCO), read by every emdl command as "
+        "real data.",
+    )
+    synth.add_argument(
+        "--kind",
+        default="bubbles",
+        choices=("bubbles", "voids", "loops", "dots", "precipitates", "lines", "mixed"),
+        help="the defects; each kind has its own settings (emdl/synth/presets.py)",
+    )
+    synth.add_argument("--count", type=int, default=8, help="number of images")
+    synth.add_argument("--size", type=int, default=512, help="image width and height, pixels")
+    synth.add_argument(
+        "--pixel-size", type=float, metavar="NM", help="nm per pixel (default: the kind's)"
+    )
+    synth.add_argument(
+        "--defocus",
+        type=float,
+        metavar="NM",
+        help="defocus in nm, positive = under-focus (default: the kind's)",
+    )
+    synth.add_argument(
+        "--dose", type=float, metavar="E_PER_A2", help="electron dose, e-/A^2 (default: the kind's)"
+    )
+    synth.add_argument("--seed", type=int, default=0, help="random seed; the same gives the same")
+    synth.add_argument("--format", default="cvat", choices=("cvat", "coco"), help="label format")
+    synth.add_argument(
+        "--bits", type=int, default=8, choices=(8, 16), help="8-bit PNG or 16-bit TIFF images"
+    )
+    synth.add_argument(
+        "--preview",
+        metavar="REAL_DIR",
+        help="also write DIR/preview.png: synthetic images beside real ones from this folder",
+    )
+    synth.add_argument("--out", required=True, metavar="DIR", help="output folder (new or empty)")
+    synth.set_defaults(run=_synth)
+    rank = commands.add_parser(
+        "rank",
+        formatter_class=_Help,
+        help="order unlabeled images by what labeling them should teach the run",
+        description="Order unlabeled images for labeling: most uncertain first (the run's "
+        "predictions disagree across the eight flips and turns of the image), with near-copies "
+        "of images already picked held back; optionally the first K images' predictions as CVAT "
+        "XML to upload as pre-annotations.",
+    )
+    rank.add_argument("run_dir", help=run_help)
+    rank.add_argument("images", nargs="+", help="image files and/or folders of images")
+    rank.add_argument("--out", required=True, help="CSV file to write (new), one row per image")
+    rank.add_argument("--top", type=int, metavar="K", help="pre-annotate only the first K")
+    rank.add_argument(
+        "--cvat", metavar="XML", help="also write the predictions as CVAT XML (new file)"
+    )
+    rank.add_argument(
+        "--diversity",
+        type=float,
+        default=0.5,
+        help="weight of the similarity to images ranked before (0: by uncertainty alone)",
+    )
+    rank.set_defaults(run=_rank)
     return parser
 
 
@@ -255,17 +442,26 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 1 bad input, 2 bad usage)."""
+    """Run the command line; returns the exit status (0 ok, 1 bad input, 2 bad usage, 130
+    interrupted)."""
     args = build_parser().parse_args(argv)
+    verbosity = VERBOSE if args.verbose else QUIET if args.quiet else NORMAL
+    configure_logging(verbosity)
     with warnings.catch_warnings():
         warnings.simplefilter("always", LabelWarning)
         warnings.showwarning = _show_warning
         try:
+            if args.command not in WITHOUT_TENSORFLOW:
+                import_tensorflow_quietly(verbosity)
             args.run(args)
         # ValueError: settings refused while a pipeline is built.
         except (EmdlError, OSError, ValueError) as exc:
             print(f"emdl: error: {exc}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback; 130 as shells report it
+            resume = "; run the same command again to resume" if args.command == "train" else ""
+            print(f"emdl: interrupted{resume}", file=sys.stderr)
+            return 130
     return 0
 
 

@@ -10,14 +10,18 @@ from tests.conftest import REPO
 # Top to bottom; a module may import from its own layer and the ones below it.
 LAYERS = [
     # The package root is the facade (emdl.load_run), on top with the Python API it hands out.
-    ("commands", ("emdl.cli", "emdl.commands", "emdl.experiments", "emdl.api")),
+    (
+        "commands",
+        ("emdl.cli", "emdl.commands", "emdl.experiments", "emdl.api", "emdl.cvat", "emdl.serving"),
+    ),
     ("train", ("emdl.train",)),
     ("results", ("emdl.metrics", "emdl.analysis", "emdl.export")),
     ("predict", ("emdl.predict",)),
     ("models", ("emdl.models",)),
     ("data", ("emdl.data",)),
     ("labels", ("emdl.labels",)),
-    ("io", ("emdl.io",)),
+    # emdl.synth writes its folders with emdl.io's writers.
+    ("io", ("emdl.io", "emdl.synth")),
     (
         "base",
         (
@@ -25,6 +29,8 @@ LAYERS = [
             "emdl.rasterize",
             "emdl.boxes",
             "emdl.errors",
+            "emdl.console",
+            "emdl.signatures",
             "emdl.settings",
             "emdl.sample_data",
         ),

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from emdl.annotations import Annotations
 from emdl.errors import LabelWarning
-from emdl.io.labels import check_images, read_labels
+from emdl.io.label_files import mask_paths, yolo_paths
+from emdl.io.labels import check_images, image_file, read_labels
+from emdl.io.outputs import check_output_folder
 
 FORMATS = ("coco", "yolo", "masks", "cvat")
 
@@ -22,6 +24,7 @@ def convert_labels(
     images_dir: str | os.PathLike | None = None,
     line_width: float = 1.0,
     skip_missing: bool = False,
+    overwrite: bool = False,
 ) -> tuple[Annotations, Path]:
     """Read ``labels`` (CVAT XML or COCO JSON) and write them as ``to`` under ``out_dir``.
 
@@ -31,6 +34,11 @@ def convert_labels(
     labels name must be there with the labels' size, or with ``skip_missing`` the images not
     there are left out with a LabelWarning naming each. ``line_width`` (pixels) draws polylines
     and points in masks and boxes. Returns the labels converted and the main path written.
+
+    Nothing is written (an InputError, :func:`emdl.io.outputs.check_output_folder`) into the
+    folder of ``labels`` or ``images_dir``, or over a file that exists, unless ``overwrite``;
+    never over the input files themselves nor through a symbolic link inside ``out_dir``. Each
+    file is written whole or not at all.
     """
     if to not in FORMATS:
         raise ValueError(f"unknown format '{to}', expected one of {', '.join(FORMATS)}")
@@ -40,6 +48,14 @@ def convert_labels(
             annotations = _present(annotations, Path(images_dir))
         check_images(annotations, images_dir)
     out_dir = Path(out_dir)
+    inputs = [Path(labels)]
+    if images_dir is not None:
+        inputs += [Path(images_dir)] + [
+            image_file(images_dir, image.name, annotations.source) for image in annotations.images
+        ]
+    check_output_folder(
+        out_dir, _targets(annotations, to, out_dir), inputs=inputs, overwrite=overwrite
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     if to == "coco":
         from emdl.io.coco import write_coco
@@ -64,6 +80,17 @@ def convert_labels(
     return annotations, written
 
 
+def _targets(annotations: Annotations, to: str, out_dir: Path) -> list[Path]:
+    """The files :func:`convert_labels` writes for ``to``."""
+    if to == "coco":
+        return [out_dir / "annotations.json"]
+    if to == "cvat":
+        return [out_dir / "annotations.xml"]
+    if to == "yolo":
+        return yolo_paths(annotations, out_dir)
+    return mask_paths(annotations, out_dir)
+
+
 def _present(annotations: Annotations, images_dir: Path) -> Annotations:
     """``annotations`` without the images that are not in ``images_dir`` (each named in a
     LabelWarning)."""
@@ -71,7 +98,7 @@ def _present(annotations: Annotations, images_dir: Path) -> Annotations:
         return annotations  # check_images names the missing folder
     kept = []
     for image in annotations.images:
-        if (images_dir / image.name).is_file():
+        if image_file(images_dir, image.name, annotations.source).is_file():
             kept.append(image)
         else:
             warnings.warn(

@@ -18,11 +18,14 @@ def evaluate_run(
     *,
     missing: str = "error",
     tta: bool = False,
+    reliability: bool = False,
 ) -> tuple[RunConfig, dict]:
     """The run's config and the scores of its model on labeled images (classes matched by name
     to the run's), whole images predicted in tiles (with test-time augmentation when ``tta``
     or the run's config says so); ``evaluated_images`` counts them. The keys are its kind's
-    (:meth:`~emdl.train.kinds.base.ModelKind.score`)."""
+    (:meth:`~emdl.train.kinds.base.ModelKind.score`). With ``reliability``, ``"reliability"``
+    holds :func:`emdl.metrics.reliability.reliability_table` of the run's defects (its
+    calibrated post-processing; eight predictions per image)."""
     config, model = load_predictor(run_dir)  # one line naming the folder when it is no run
     if tta:
         config = config.with_model(tta=True)
@@ -36,4 +39,15 @@ def evaluate_run(
         raise ValueError(f"labels {unknown} are not among the run's classes {list(config.classes)}")
     metrics = config.model_kind.evaluate(model, records, list(config.classes), config)
     metrics["evaluated_images"] = len(records)
+    if reliability:
+        from emdl.metrics.reliability import labeled_reliability
+        from emdl.train.calibration import postprocessing
+
+        threshold, min_area = postprocessing(run_dir, config)
+
+        def predict(image):
+            kind = config.model_kind
+            return kind.instances(model, image, config, threshold=threshold, min_area=min_area)
+
+        metrics["reliability"] = labeled_reliability(predict, records, list(config.classes))
     return config, metrics

@@ -2,20 +2,27 @@
 any kind (its :class:`~emdl.train.kinds.base.ModelKind` finds the defects of one image).
 
 Images are predicted one at a time (whole images in tiles, :mod:`emdl.predict.tiled`), so memory
-is bounded by one image and its tiles, and each image's rows are written as soon as it is done.
-``out_dir`` gets:
+is bounded by one image and its tiles, and each image's rows are written as soon as it is done
+(to a temporary file, renamed to its name when all are done). ``out_dir`` gets:
 
 - ``defects.csv``: one row per defect (:data:`emdl.analysis.statistics.DEFECT_COLUMNS`);
 - ``summary.csv``: one row per image (:data:`emdl.analysis.statistics.SUMMARY_COLUMNS`);
-- ``overlays/<image stem>.png``: the micrograph with defect outlines and ids;
+- ``overlays/<image stem>.png``: the micrograph with defect outlines and ids (a second image
+  with the same stem gets ``overlays/<file name>.png``, e.g. ``a.tif.png``, and a third of the
+  same file name ``overlays/<file name>-2.png``: :func:`overlay_names`);
 - ``diameters.png``: the histogram of equivalent diameters over the set (nm when every image's
   pixel size is known, else pixels), with the truth's over it when labels are given;
 - ``annotations.xml``: the predictions as CVAT for images 1.1 (polygons for masks, boxes for
   detections), to upload to CVAT as pre-annotations;
 - with labels, ``comparison.csv``: per labeled image and pooled (``image`` "all"), counts and
-  diameters against the truth (:func:`emdl.analysis.statistics.compare_image`).
+  diameters against the truth (:func:`emdl.analysis.statistics.compare_image`);
+- ``.emdl-predict.json``: the list of the files above, written first, so that a later
+  ``predict`` into the same folder with ``overwrite`` removes them (and no other file).
 
-An image that cannot be read is named in the report and the others are still predicted.
+An image that cannot be read is named in the report and the others are still predicted. Every
+file is written whole or not at all (:mod:`emdl.io.atomic`); nothing is written into a folder
+used before, a folder holding an input, or over an existing file unless ``overwrite``
+(:func:`emdl.io.outputs.check_output_folder`).
 """
 
 from __future__ import annotations
@@ -49,8 +56,10 @@ from emdl.analysis.truth import truth_defects
 from emdl.annotations import ImageAnnotation
 from emdl.errors import InputError
 from emdl.export.cvat_predictions import instance_shapes, write_predictions
+from emdl.io.atomic import atomic_path, open_atomic
 from emdl.io.image import SUPPORTED_SUFFIXES, read_micrograph
 from emdl.io.labels import read_labels
+from emdl.io.outputs import check_output_folder, read_manifest, remove_outputs, write_manifest
 from emdl.train.calibration import postprocessing
 from emdl.train.config import RunConfig
 
@@ -196,11 +205,51 @@ class _Progress:
         self.stream.flush()
 
 
+MANIFEST = ".emdl-predict.json"
+
+
 def _unique_name(path: Path, seen: set[str]) -> str:
     # CVAT matches shapes to images by name; a second image of the same name keeps its path.
     name = path.name if path.name not in seen else str(path)
     seen.add(name)
     return name
+
+
+def overlay_names(paths: Sequence[Path]) -> list[str]:
+    """One overlay file name per image, unique: ``<stem>.png``; for a later image of the same
+    stem ``<file name>.png`` (``a.png`` then ``a.tif``: ``a.png``, ``a.tif.png``); for a later
+    one of the same file name too, ``<file name>-2.png``, ``-3``, ... Compared without case, as
+    some file systems do."""
+    taken: set[str] = set()
+    names = []
+    for path in paths:
+        candidates = [f"{path.stem}.png", f"{path.name}.png"]
+        name = next((c for c in candidates if c.lower() not in taken), None)
+        number = 2
+        while name is None or name.lower() in taken:
+            name, number = f"{path.name}-{number}.png", number + 1
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
+def _prepare_output(
+    out_dir: Path, targets: list[Path], inputs: Sequence[str | os.PathLike], overwrite: bool
+) -> None:
+    """Refuse a used ``out_dir`` unless ``overwrite``, then clear what an earlier predict wrote
+    there and list ``targets`` in its manifest."""
+    manifest = out_dir / MANIFEST
+    previous = read_manifest(manifest)
+    if manifest.exists() and not overwrite:
+        raise InputError(
+            out_dir,
+            "holds the outputs of an earlier emdl predict; give --overwrite to replace them, "
+            "or another --out",
+        )
+    check_output_folder(out_dir, [*targets, manifest], inputs=inputs, overwrite=overwrite)
+    remove_outputs(out_dir, previous)
+    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+    write_manifest(manifest, targets)
 
 
 def predict_images(
@@ -215,6 +264,7 @@ def predict_images(
     labels: Sequence[str | os.PathLike] = (),
     progress: TextIO | None = None,
     tta: bool = False,
+    overwrite: bool = False,
 ) -> PredictionReport:
     """Predict the defects of every image in ``inputs`` (files and folders, see
     :func:`image_paths`) with the run in ``run_dir`` and write the module's files to
@@ -228,11 +278,13 @@ def predict_images(
     (:func:`emdl.train.calibration.postprocessing`).
     ``labels``:
     CVAT XML or COCO JSON files whose images (matched by name or file name) are compared with
-    the predictions. ``progress``: a stream for a progress bar (None: quiet).
+    the predictions. ``progress``: a stream for a progress bar (None: quiet). ``overwrite``:
+    predict into an ``out_dir`` used before (the files an earlier predict listed in its
+    manifest are removed first, no others) or holding an input, replacing files in the way.
 
     Raises InputError / ValueError, before predicting anything, for a bad run directory, pixel
-    size, thickness, threshold or input path, or an empty folder; images that fail are listed in the
-    report's ``failures`` instead.
+    size, thickness, threshold or input path, an empty folder, or an ``out_dir`` refused (see
+    the module docstring); images that fail are listed in the report's ``failures`` instead.
     """
     _check_pixel_size(pixel_size_nm)
     _check_thickness(thickness_nm)
@@ -250,7 +302,13 @@ def predict_images(
     min_area = default_area if min_area is None else min_area
     classes = list(config.classes) or ["defect"]
     out_dir = Path(out_dir)
-    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    names = [_unique_name(path, seen) for path in paths]
+    overlays = [out_dir / "overlays" / name for name in overlay_names(paths)]
+    targets = [out_dir / name for name in ("defects.csv", "summary.csv")] + overlays
+    targets += [out_dir / "annotations.xml", out_dir / "diameters.png"]
+    targets += [out_dir / "comparison.csv"] if labels else []
+    _prepare_output(out_dir, targets, [run_dir, *inputs, *paths, *labels], overwrite)
 
     report = PredictionReport(out_dir)
     predicted_images: list[ImageAnnotation] = []
@@ -264,23 +322,21 @@ def predict_images(
     all_truth_scales: list[float | None] = []
     # The set's imaged volume and defect volume (spheres), nm^3; None once a pixel size is unknown.
     volumes: list[float] | None = [0.0, 0.0] if thickness_nm is not None else None
-    names: set[str] = set()
     bar = _Progress(progress, len(paths))
     with (
-        open(out_dir / "defects.csv", "w", newline="") as defects_file,
-        open(out_dir / "summary.csv", "w", newline="") as summary_file,
+        open_atomic(out_dir / "defects.csv", "w", newline="") as defects_file,
+        open_atomic(out_dir / "summary.csv", "w", newline="") as summary_file,
     ):
         defects_csv = csv.DictWriter(defects_file, DEFECT_COLUMNS)
         summary_csv = csv.DictWriter(summary_file, SUMMARY_COLUMNS)
         defects_csv.writeheader()
         summary_csv.writeheader()
         comparison_rows = []
-        for done, path in enumerate(paths, start=1):
+        for done, (path, name, overlay) in enumerate(zip(paths, names, overlays, strict=True), 1):
             bar.show(done - 1, path.name)
             try:
                 micrograph = read_micrograph(path)
                 height, width = micrograph.image.shape
-                name = _unique_name(path, names)
                 truth = truth_index.get(name) or truth_index.get(path.name)
                 if truth is not None and (truth[1].width, truth[1].height) != (width, height):
                     raise InputError(
@@ -310,12 +366,8 @@ def predict_images(
             predicted_images.append(
                 ImageAnnotation(name, width, height, instance_shapes(instances, classes))
             )
-            write_overlay(
-                out_dir / "overlays" / f"{Path(name).stem}.png",
-                micrograph.image,
-                instances,
-                defects,
-            )
+            with atomic_path(overlay) as temporary:
+                write_overlay(temporary, micrograph.image, instances, defects)
             whole = [d.equivalent_diameter for d in defects if not d.touches_edge]
             diameters += whole
             scales += [size_nm] * len(whole)
@@ -349,16 +401,17 @@ def predict_images(
         report.comparison = compare_sets(
             all_predicted, all_truth, (all_predicted_scales, all_truth_scales)
         )
-        with open(out_dir / "comparison.csv", "w", newline="") as file:
+        with open_atomic(out_dir / "comparison.csv", "w", newline="") as file:
             writer = csv.DictWriter(file, COMPARISON_COLUMNS)
             writer.writeheader()
             writer.writerows(comparison_rows)
             writer.writerow({key: report.comparison[key] for key in COMPARISON_COLUMNS})
     truth = np.multiply(truth_diameters, truth_scales) if in_nm else truth_diameters
-    write_histogram(
-        out_dir / "diameters.png",
-        np.multiply(diameters, scales) if in_nm else diameters,
-        unit="nm" if in_nm else "pixels",
-        truth=list(truth) if comparison_rows else None,
-    )
+    with atomic_path(out_dir / "diameters.png") as temporary:
+        write_histogram(
+            temporary,
+            np.multiply(diameters, scales) if in_nm else diameters,
+            unit="nm" if in_nm else "pixels",
+            truth=list(truth) if comparison_rows else None,
+        )
     return report

@@ -115,6 +115,20 @@ def _check(
     return float(rate)
 
 
+def _check_objects(records: Sequence[LabeledImage], classes: Sequence[str]) -> None:
+    """With every crop without objects dropped, a data set of images without any object of
+    ``classes`` would search for a crop forever: refuse it."""
+    wanted = set(classes)
+    if any(shape.label in wanted for r in records for shape in r.annotation.shapes):
+        return
+    names = ", ".join(f"'{r.name}'" for r in records[:3]) + (" ..." if len(records) > 3 else "")
+    raise ValueError(
+        f"empty_crops is 'drop' but none of the {len(records)} training images ({names}) has an "
+        f"object of the classes {list(classes)}: no training crop can be made; label objects, "
+        "or keep some empty crops (empty_crops 'keep' or a rate above 0)"
+    )
+
+
 def _signature(target: str) -> dict[str, tf.TensorSpec]:
     signature = {
         "image": tf.TensorSpec((None, None, 1), tf.float32),
@@ -280,12 +294,16 @@ def build_dataset(
     works at before cropping; windows and boxes are in resized pixels. ``border_width`` > 0
     (semantic only) adds the class ``len(classes) + 1`` where objects touch
     (:func:`emdl.labels.semantic_mask`). Bad settings raise
-    ValueError (InputError for an image smaller than the window) here, before anything runs.
+    ValueError (InputError for an image smaller than the window) here, before anything runs,
+    and so does a training set without objects when crops without objects are dropped (it
+    could never yield a crop).
     """
     stride = window // 2 if stride is None else stride
     resize = resize or Resize()
     keep_rate = _check(records, target, window, stride, empty_crops, min_visible, resize)
     classes = list(classes)
+    if training and keep_rate == 0:
+        _check_objects(records, classes)
     records = list(records)
     source = tf.data.Dataset.from_generator(
         lambda: _elements(

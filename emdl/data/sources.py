@@ -13,7 +13,7 @@ import numpy as np
 from emdl.annotations import ImageAnnotation
 from emdl.errors import InputError, LabelWarning
 from emdl.io.image import image_size
-from emdl.io.labels import read_labels
+from emdl.io.labels import image_file, read_labels
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ def load_labeled_images(
 
     ``missing="error"`` makes an image named in the labels but absent from ``images_dir`` an
     :class:`InputError`; ``missing="skip"`` leaves it out with a :class:`LabelWarning` naming it.
-    An image whose size differs from its labels' is always an InputError.
+    An image whose size differs from its labels', and an image name that leaves ``images_dir``
+    (absolute, ``..``), are always an InputError.
     """
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
@@ -55,7 +56,7 @@ def load_labeled_images(
         annotations = read_labels(path)
         classes += [name for name in annotations.label_names if name not in classes]
         for image in annotations.images:
-            file = images_dir / image.name
+            file = image_file(images_dir, image.name, path)
             if image.name in seen:
                 raise InputError(path, f"image '{image.name}' is labeled in two label files")
             seen.add(image.name)

@@ -1,11 +1,13 @@
 """The detector on the lecture's helium-bubble TEM images, boxes from the labeled polygons.
 
-    python -m emdl.experiments.yolo_bubbles [--data-dir DIR] [--out RUN_DIR] [--epochs N]
+    python -m emdl.experiments.yolo_bubbles [--data-dir DIR | --synthetic] [--out RUN_DIR]
+        [--epochs N]
 
 Trains emdl's YOLO-style detector on the bubble images. With the lecture's test pair in the data
 folder it trains on both training images and scores the test image, its truth boxes being the
 connected components of ``test_label.png`` (bubbles that touch there count as one); without it,
-it trains on one image and scores the other, and says which.
+it trains on one image and scores the other, and says which. ``--synthetic`` trains and scores
+on generated bubbles instead, with no data folder and no download.
 """
 
 from __future__ import annotations
@@ -38,17 +40,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = bubbles.arguments(
         "yolo_bubbles", __doc__.splitlines()[0], argv, epochs=12, steps_per_epoch=25
     )
-    found = bubbles.find_data("yolo_bubbles", args.data_dir)
-    if found is None:
+    data = bubbles.bubble_data("yolo_bubbles", args)
+    if data is None:
         return 1
-    folder, pair = found
+    pair = data.pair
 
     from emdl.experiments.yolo_loops import detector_config, report
-    from emdl.sample_data import BUBBLES
 
     config = detector_config(
-        [str(folder / name) for name in BUBBLES.train_labels],
-        str(folder),
+        data.labels,
+        data.images,
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
         longest_side=None,
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # DL_for_Microscopy_Train_Lab_2.xml also labels four images the lecture does not ship.
         missing="skip",
     )
-    result = bubbles.train(config, args.out, overwrite=args.overwrite)
+    result = bubbles.train(data.into(config), args.out, overwrite=args.overwrite)
     metrics = result.metrics
     if pair is not None:
         metrics = score_test_pair(result.model, result.config, *pair)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from emdl.errors import InputError
+from emdl.io.atomic import write_text
 
 CONFIG_FILE = "models.config"
 # Model names become URL path segments (/v1/models/NAME:predict).
@@ -105,7 +106,5 @@ def write_models_config(serving_dir: str | os.PathLike) -> Path:
     """Write ``serving_dir/models.config`` (:func:`models_config`), by a rename into place."""
     serving_dir = Path(serving_dir)
     path = serving_dir / CONFIG_FILE
-    temporary = serving_dir / f".{CONFIG_FILE}.tmp"
-    temporary.write_text(models_config(serving_dir), encoding="utf-8")
-    os.replace(temporary, path)
+    write_text(path, models_config(serving_dir))
     return path

@@ -56,6 +56,7 @@ from emdl.annotations import (
     Tag,
 )
 from emdl.errors import InputError
+from emdl.io.atomic import write_text
 from emdl.io.checks import (
     MAX_PIXELS,
     clip_shape,
@@ -115,7 +116,7 @@ def write_coco(annotations: Annotations, path: str | PathLike) -> None:
                 }
             )
     coco = {"images": images, "annotations": coco_annotations, "categories": categories}
-    Path(path).write_text(json.dumps(coco, allow_nan=False), encoding="utf-8")
+    write_text(path, json.dumps(coco, allow_nan=False))
 
 
 def read_coco(path: str | PathLike, *, max_pixels: int = MAX_PIXELS) -> Annotations:

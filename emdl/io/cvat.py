@@ -1,11 +1,14 @@
 """CVAT for images 1.1 XML: read every shape type CVAT exports for images, and write them back.
 
 Reading uses xmltodict on pyexpat, with entity declarations refused (so an entity-expansion
-"billion laughs" file is an error, not a memory blow-up) and the line of every element recorded, so
-errors can say where they are. A file may be a job, task or project export, hold many images of
-different sizes, and name images with sub-folders. ``<image>`` elements are read wherever they are
-(CVAT puts them after ``<meta>``; some tools nest them in ``<job>`` or ``<task>`` elements). Files
-in UTF-16 or UTF-32 (with or without a byte order mark) are read as well as UTF-8 ones. An image or
+"billion laughs" file is an error, not a memory blow-up) and the line of every element recorded,
+so errors can say where they are. It streams: each ``<image>`` is read into shapes as soon as it
+ends and its XML dropped, so a large file takes the memory of its shapes, not of its XML tree
+(UTF-8 files; UTF-16 and UTF-32 ones are decoded whole first). A file may be a job, task or
+project export, hold many images of different sizes, and name images with sub-folders.
+``<image>`` elements are read wherever they are (CVAT puts them after ``<meta>``; some tools nest
+them in ``<job>`` or ``<task>`` elements; nested ones are kept until the file ends). Files in
+UTF-16 or UTF-32 (with or without a byte order mark) are read as well as UTF-8 ones. An image or
 mask may declare at most ``max_pixels`` pixels (:data:`emdl.io.checks.MAX_PIXELS`), checked before
 anything of its size is allocated.
 """
@@ -36,6 +39,7 @@ from emdl.annotations import (
     Tag,
 )
 from emdl.errors import InputError
+from emdl.io.atomic import open_atomic
 from emdl.io.checks import (
     MAX_PIXELS,
     clip_shape,
@@ -57,19 +61,22 @@ _SHAPE_GEOMETRY = {
 
 class _PositionParser:
     """Wraps a pyexpat parser so that every element carrying attributes (and every ``<label>``)
-    also gets its position."""
+    also gets its position, and ``owner.root`` the name of the root element."""
 
-    def __init__(self, parser: Any) -> None:
+    def __init__(self, parser: Any, owner: _PositionExpat) -> None:
         object.__setattr__(self, "_parser", parser)
+        object.__setattr__(self, "_owner", owner)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._parser, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "StartElementHandler":
-            parser = self._parser
+            parser, owner = self._parser, self._owner
 
             def start(tag: str, attributes: list[str]) -> None:
+                if owner.root is None:
+                    owner.root = tag
                 if attributes or tag in _POSITIONED:
                     position = f"{parser.CurrentLineNumber}:{parser.CurrentColumnNumber}"
                     attributes = [*attributes, _POSITION[1:], position]
@@ -84,10 +91,11 @@ class _PositionExpat:
     """Stands in for the pyexpat module in ``xmltodict.parse`` and keeps the parser it made."""
 
     parser: Any = None
+    root: str | None = None
 
     def ParserCreate(self, *args: Any) -> _PositionParser:  # noqa: N802 (pyexpat names it so)
         self.parser = pyexpat.ParserCreate(*args)
-        return _PositionParser(self.parser)
+        return _PositionParser(self.parser, self)
 
 
 def _as_list(node: Any) -> list:
@@ -112,10 +120,27 @@ def _position(node: dict) -> tuple[int, int]:
     return int(line), int(column)
 
 
-def _parse_xml(path: str, data: bytes, encoding: str | None) -> dict:
+def _parse_xml(path: str, source: Any, encoding: str | None, on_item: Any) -> None:
+    """Parse ``source`` (bytes or a binary file, read in chunks), handing each child of the root
+    element to ``on_item(root name, tag, node)`` when it ends; nothing else is kept, so memory
+    is bounded by the largest child (an ``<image>`` with its shapes), not the file."""
     expat = _PositionExpat()
+
+    def item(path_: list, node: Any) -> bool:
+        on_item(expat.root, path_[-1][0], node)
+        return True
+
     try:
-        return xmltodict.parse(data, encoding, expat=expat, disable_entities=True)
+        xmltodict.parse(
+            source,
+            encoding,
+            expat=expat,
+            disable_entities=True,
+            item_depth=2,
+            item_callback=item,
+        )
+    except InputError:
+        raise
     except ExpatError as exc:
         raise InputError(path, f"malformed XML: {ErrorString(exc.code)}", exc.lineno) from exc
     except ValueError as exc:  # raised by xmltodict when the DTD declares an entity
@@ -123,6 +148,8 @@ def _parse_xml(path: str, data: bytes, encoding: str | None) -> dict:
         raise InputError(
             path, "XML entity declarations are refused (entity expansion)", line
         ) from exc
+    if expat.root != "annotations":
+        raise InputError(path, f"not a CVAT for images export: root element is <{expat.root}>")
 
 
 def _meta_labels(path: str, meta: Any) -> list[Label]:
@@ -339,36 +366,92 @@ def read_cvat(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Annot
     """
     path = os.fspath(path)
     try:
-        with open(path, "rb") as file:
-            data = file.read()
+        file = open(path, "rb")  # closed below, after streaming from it
     except OSError as exc:
         raise InputError(path, exc.strerror or "cannot be read") from exc
-    encoding = None  # expat follows the XML declaration
-    codec = text_encoding(data)
+    with file:
+        source, encoding = _xml_source(path, file)
+        return _CvatDocument(path, max_pixels).read(source, encoding)
+
+
+def _xml_source(path: str, file: Any) -> tuple[Any, str | None]:
+    """What expat reads and its encoding: the file itself, streamed, when it is UTF-8 without a
+    byte order mark (encoding None: expat follows the XML declaration); else its text decoded
+    here and encoded as UTF-8, as expat reads UTF-16 only when the declaration says so (editors
+    saving as UTF-16 leave encoding="utf-8")."""
+    head = file.read(4096)
+    codec = text_encoding(head)
     if codec != "utf-8":
-        # Expat reads UTF-16 only when the declaration says so (editors saving as UTF-16 leave
-        # encoding="utf-8"): decode here, and tell expat the encoding it gets.
-        data, encoding = decode_text(path, data, codec).encode("utf-8"), "utf-8"
-    if not data.strip():
-        raise InputError(path, "empty file")
-    root = _parse_xml(path, data, encoding)
-    if not isinstance(root, dict) or "annotations" not in root:
-        found = next(iter(root), "?") if isinstance(root, dict) else "?"
-        raise InputError(path, f"not a CVAT for images export: root element is <{found}>")
-    document = root["annotations"] if isinstance(root["annotations"], dict) else {}
-    nodes = _image_nodes(path, document)
-    labels = _meta_labels(path, document.get("meta"))
-    report = ReadReport()
-    reader = _ImageReader(path, {label.name for label in labels}, report, max_pixels)
-    images: list[ImageAnnotation] = []
-    seen: set[str] = set()
-    for node in nodes:
-        image = reader.read(node)
-        if image.name in seen:
-            raise InputError(path, f"image '{image.name}' appears twice", _line(node))
-        seen.add(image.name)
-        images.append(image)
-    return Annotations(labels, images, source=path, report=report)
+        data = decode_text(path, head + file.read(), codec).encode("utf-8")
+        if not data.strip():
+            raise InputError(path, "empty file")
+        return data, "utf-8"
+    chunk = head
+    while not chunk.strip():  # only white space so far: empty, or read on
+        if not chunk:
+            raise InputError(path, "empty file")
+        chunk = file.read(1 << 16)
+    file.seek(0)
+    return file, None
+
+
+class _CvatDocument:
+    """The children of ``<annotations>`` as the parser ends each: ``<meta>``'s labels, each
+    ``<image>`` read at once (kept until ``<meta>`` when it comes first), anything else kept to
+    look through for nested images when the file ends."""
+
+    def __init__(self, path: str, max_pixels: int) -> None:
+        self.path, self.max_pixels = path, max_pixels
+        self.reader: _ImageReader | None = None
+        self.labels: list[Label] | None = None
+        self.report = ReadReport()
+        self.read_images: list[tuple[tuple[int, int], dict, ImageAnnotation]] = []
+        self.waiting: list[dict] = []  # images before <meta>
+        self.kept: dict[str, Any] = {}
+
+    def on_item(self, root: str | None, tag: str, node: Any) -> None:
+        if root != "annotations":
+            raise InputError(self.path, f"not a CVAT for images export: root element is <{root}>")
+        if tag == "image":
+            if not isinstance(node, dict) or _POSITION not in node:
+                raise InputError(self.path, "an <image> element has no attributes")
+            if self.reader is None:
+                self.waiting.append(node)
+            else:
+                self.add(node)
+            return
+        if tag == "meta" and self.labels is None:
+            self.labels = _meta_labels(self.path, node)
+            names = {label.name for label in self.labels}
+            self.reader = _ImageReader(self.path, names, self.report, self.max_pixels)
+            for waiting in self.waiting:
+                self.add(waiting)
+            self.waiting = []
+        if tag in self.kept:
+            self.kept[tag] = [*_as_list(self.kept[tag]), node]
+        else:
+            self.kept[tag] = node
+
+    def add(self, node: dict) -> None:
+        image = self.reader.read(node)
+        # Only the position and the line stay of the node: its shapes are in the image now.
+        self.read_images.append((_position(node), {_POSITION: node[_POSITION]}, image))
+
+    def read(self, source: Any, encoding: str | None) -> Annotations:
+        _parse_xml(self.path, source, encoding, self.on_item)
+        nested = _image_nodes(self.path, self.kept)
+        if self.labels is None:
+            _meta_labels(self.path, self.kept.get("meta"))  # raises: no <meta>
+        for node in nested:
+            self.add(node)
+        images: list[ImageAnnotation] = []
+        seen: set[str] = set()
+        for _, node, image in sorted(self.read_images, key=lambda item: item[0]):
+            if image.name in seen:
+                raise InputError(self.path, f"image '{image.name}' appears twice", _line(node))
+            seen.add(image.name)
+            images.append(image)
+        return Annotations(self.labels, images, source=self.path, report=self.report)
 
 
 def _number(value: float) -> str:
@@ -403,9 +486,10 @@ def _shape_attributes(shape: Shape) -> dict[str, str]:
 def write_cvat(annotations: Annotations, path: str | os.PathLike, *, name: str = "emdl") -> None:
     """Write ``annotations`` as a "CVAT for images 1.1" task export that CVAT can upload, e.g. as
     pre-annotations from a model. :func:`read_cvat` of the written file gives back equal labels,
-    images and shapes. ``name`` is the task name written to ``<meta>``.
+    images and shapes. ``name`` is the task name written to ``<meta>``. The file is written
+    whole or not at all (:mod:`emdl.io.atomic`).
     """
-    with open(path, "w", encoding="utf-8") as file:
+    with open_atomic(path, "w", encoding="utf-8") as file:
         xml = XMLGenerator(file, encoding="utf-8", short_empty_elements=True)
         depth = 0
 

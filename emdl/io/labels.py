@@ -55,27 +55,39 @@ def output_path(out_dir: str | os.PathLike, image_name: str, suffix: str) -> Pat
     return Path(out_dir) / relative.with_suffix(suffix)
 
 
+def image_file(images_dir: str | os.PathLike, image_name: str, source: str | os.PathLike) -> Path:
+    """The file of the image ``image_name`` (as a label file ``source`` names it) in
+    ``images_dir``. Names that would leave the folder (absolute, ``..``) are an InputError
+    naming ``source``: labels read only images in the folder they are given."""
+    relative = Path(image_name.replace("\\", "/"))
+    if relative.is_absolute() or relative.drive or ".." in relative.parts:
+        raise InputError(source, f"image name '{image_name}' leaves the images folder {images_dir}")
+    return Path(images_dir) / relative
+
+
 def check_images(annotations: Annotations, images_dir: str | os.PathLike) -> None:
     """Check that every image the labels name is in ``images_dir`` with the size they give.
 
     Raises:
-        InputError: naming the first missing image (and how many more are missing) or the first
-            image whose size differs from the labels'.
+        InputError: naming the first image name that leaves the folder (:func:`image_file`), the
+            first missing image (and how many more are missing) or the first image whose size
+            differs from the labels'.
     """
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise InputError(images_dir, "no such folder")
     names = [image.name for image in annotations.images]
-    missing = [name for name in names if not (images_dir / name).is_file()]
+    files = [image_file(images_dir, name, annotations.source) for name in names]
+    missing = [name for name, file in zip(names, files, strict=True) if not file.is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise InputError(
             annotations.source, f"image '{missing[0]}'{more} not found in {images_dir}"
         )
-    for image in annotations.images:
-        width, height = image_size(images_dir / image.name)
+    for image, file in zip(annotations.images, files, strict=True):
+        width, height = image_size(file)
         if (width, height) != (image.width, image.height):
             raise InputError(
-                images_dir / image.name,
+                file,
                 f"image is {width} x {height}, the labels say {image.width} x {image.height}",
             )

@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from emdl.train.backup import BACKUP, AtomicBackupAndRestore, AtomicModelCheckpoint
 from emdl.train.strategy import workers_in_tf_config
 
 BEST_WEIGHTS = "best.weights.h5"
@@ -50,7 +51,8 @@ def run_callbacks(
 ) -> list[keras.callbacks.Callback]:
     """Best checkpoint (``best.weights.h5`` by ``monitor``: lower is better for a loss, higher
     for anything else), BackupAndRestore
-    (``backup/``: an interrupted run resumes at the epoch it stopped in), early stopping after
+    (``backup/``: an interrupted run resumes at the epoch it stopped in), both written whole or
+    not at all (:mod:`emdl.train.backup`), early stopping after
     ``patience`` epochs without improvement (0: never), TerminateOnNaN, a CSV log
     (``history.csv``) and TensorBoard logs (``tensorboard/``); with several ``replicas`` (or
     workers), :class:`AverageAcrossWorkers` first.
@@ -66,9 +68,9 @@ def run_callbacks(
     distributed = replicas > 1 or workers_in_tf_config() > 1
     callbacks = [AverageAcrossWorkers()] if distributed else []
     callbacks += [
-        keras.callbacks.BackupAndRestore(str(write_dir / "backup")),
+        AtomicBackupAndRestore(str(write_dir / BACKUP)),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(
+        AtomicModelCheckpoint(
             str(write_dir / BEST_WEIGHTS),
             monitor=monitor,
             mode=mode,

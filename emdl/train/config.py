@@ -1,7 +1,8 @@
 """One validated configuration per run, stored as the run's ``config.json``.
 
-A config file for ``emdl train`` is JSON with the sections below; paths in it are relative to the
-file. Unknown keys are refused, so a typo does not silently fall back to a default::
+A config file for ``emdl train`` is JSON with the sections below; paths in it (the data's and
+``training.pretrained``) are relative to the file. Unknown keys are refused, so a typo does not
+silently fall back to a default::
 
     {
       "data": {"labels": ["labels.xml"], "images": "images", "validation_fraction": 0.5},
@@ -67,7 +68,9 @@ class TrainingConfig:
     ``monitor`` (None: the model kind's own, "val_iou" or "val_loss") also picks the best
     checkpoint, lower being better for a loss and higher for anything else.
     ``mixed_precision``: true, false or "auto" (on when training on GPUs, where float16 maths
-    is fast; on a CPU it is slower than float32)."""
+    is fast; on a CPU it is slower than float32). ``pretrained``: a run directory, ``.keras``
+    or ``.weights.h5`` file whose compatible weights start the run
+    (:mod:`emdl.train.pretrained`); None: from initialisation."""
 
     epochs: int = 30
     steps_per_epoch: int = 50
@@ -79,8 +82,16 @@ class TrainingConfig:
     monitor: str | None = None
     seed: int = 0
     mixed_precision: bool | str = "auto"
+    pretrained: str | None = None
 
     def __post_init__(self) -> None:
+        if self.pretrained is not None and not (
+            isinstance(self.pretrained, str) and self.pretrained.strip()
+        ):
+            raise ValueError(
+                "training.pretrained: expected the path of a run directory or a .keras or "
+                f".weights.h5 file, got {json.dumps(self.pretrained)}"
+            )
         if not (isinstance(self.mixed_precision, bool) or self.mixed_precision == "auto"):
             raise ValueError(
                 'training.mixed_precision: expected true, false or "auto", '
@@ -173,6 +184,8 @@ class RunConfig:
         for key in ("labels", "validation_labels"):
             data[key] = [os.path.abspath(name) for name in data[key]]
         data["images"] = os.path.abspath(data["images"])
+        if values["training"]["pretrained"] is not None:
+            values["training"]["pretrained"] = os.path.abspath(values["training"]["pretrained"])
         Path(path).write_text(json.dumps(values, indent=2) + "\n")
 
 
@@ -199,6 +212,10 @@ def load_config(path: str | os.PathLike) -> RunConfig:
                 data[key] = [str(base / name) for name in names]
         if "images" in data:
             data["images"] = str(base / data["images"])
+        training = values.get("training")
+        pretrained = training.get("pretrained") if isinstance(training, dict) else None
+        if isinstance(pretrained, str) and pretrained.strip():
+            training["pretrained"] = str(base / pretrained)
         return RunConfig.from_dict(values)
     except (TypeError, ValueError) as exc:
         raise InputError(path, str(exc)) from None

@@ -2,7 +2,8 @@
 
 A run directory holds ``config.json`` (enough to rebuild the model and its pre-processing),
 ``history.csv``, ``best.weights.h5``, ``metrics.json``, ``curves.png``, ``overlays.png``,
-``saved_model/`` (TF Serving) and ``tensorboard/``; ``backup/`` exists while a run is unfinished.
+``saved_model/`` (TF Serving), ``model.keras`` (the best model whole) and ``tensorboard/``;
+``backup/`` exists while a run is unfinished.
 What differs between kinds is asked of the run's :class:`~emdl.train.kinds.base.ModelKind`.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -21,14 +23,19 @@ import keras
 from emdl.data import LabeledImage, load_labeled_images
 from emdl.data.sources import split_by_image
 from emdl.errors import InputError
+from emdl.io.atomic import atomic_path, write_text
+from emdl.train.backup import check_restart, disk_full_is_one_line
 from emdl.train.calibration import calibrate, calibration_line, write_calibration
 from emdl.train.callbacks import BEST_WEIGHTS, run_callbacks
 from emdl.train.config import RunConfig
+from emdl.train.pretrained import start_from_pretrained
 from emdl.train.report import plot_curves
 from emdl.train.strategy import choose_strategy, is_chief
 
+log = logging.getLogger(__name__)
 SHOWN = 4  # images drawn in overlays.png
 TRAINED = "trained"  # written when training ends, before the stages after it
+MODEL_FILE = "model.keras"  # the best model whole: emdl.load_model(RUN_DIR / MODEL_FILE)
 # What a run writes into its directory (the files --overwrite removes).
 RUN_FILES = (
     "config.json",
@@ -42,6 +49,7 @@ RUN_FILES = (
     "backup",
     "tensorboard",
     "saved_model",
+    MODEL_FILE,
     "worker_tmp",
 )
 
@@ -89,22 +97,36 @@ def train_run(
     directory whose ``backup/`` survives an interruption resumes where it stopped; one whose
     training ended (``trained``) but not its later stages (evaluation, calibration, plots,
     export) goes on with those. A finished run (``metrics.json``, written last) is refused with
-    an InputError unless ``overwrite``, which first removes the run's own files. ``metrics.json``
+    an InputError unless ``overwrite``, which first removes the run's own files (of a finished
+    or an unfinished run: it starts afresh). Before a restart its backup and best weights are
+    checked (:func:`emdl.train.backup.check_restart`: readable, and fitting ``config``'s
+    model); ``config.json`` is written only then, so it never disagrees with the weights beside
+    it. A full disk ends in one EmdlError; the last good backup stays. ``metrics.json``
     holds the scores on the validation images (whole images, tiled), or on the training images
     when there is no validation part, with ``evaluated_on`` saying which. With validation images
     the post-processing is calibrated on them (``calibration.json``,
     :mod:`emdl.train.calibration`); ``emdl predict`` uses it unless told otherwise.
     """
     run_dir = Path(run_dir)
-    if (run_dir / "metrics.json").is_file():
-        if not overwrite:
-            raise InputError(
-                run_dir,
-                "holds a finished run; give --overwrite to train it again, or another --out",
-            )
+    if (run_dir / "metrics.json").is_file() and not overwrite:
+        raise InputError(
+            run_dir,
+            "holds a finished run; give --overwrite to train it again, or another --out",
+        )
+    if overwrite:
         _remove_run_files(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    say = print if verbose else lambda *_: None
+    with disk_full_is_one_line(run_dir):
+        return _train(config, run_dir, verbose, callbacks)
+
+
+def _train(
+    config: RunConfig,
+    run_dir: Path,
+    verbose: int | str,
+    callbacks: Sequence[keras.callbacks.Callback],
+) -> RunResult:
+    say = log.info  # stage lines; the command line shows them unless --quiet
     keras.utils.set_random_seed(config.training.seed)
     training, validation, classes = _split(config)
     kind = config.model_kind
@@ -112,10 +134,7 @@ def train_run(
         config, model=kind.model_config(config.model, classes), classes=tuple(classes)
     )
     chief = is_chief()
-    if chief:
-        config.save(run_dir / "config.json")
-
-    strategy = choose_strategy()
+    strategy = choose_strategy(config.training.mixed_precision)
     batch = config.data.batch_size * strategy.num_replicas_in_sync
     train_data, validation_data, validation_steps = kind.datasets(
         training, validation, classes, config, batch
@@ -126,6 +145,13 @@ def train_run(
         config.training.monitor if validation else config.training.monitor.removeprefix("val_")
     )
     trained = run_dir / TRAINED
+    state_dir = run_dir if chief else run_dir / "worker_tmp"
+    check_restart(run_dir, state_dir, config, BEST_WEIGHTS, trained=trained.is_file())
+    start_from_pretrained(model, config, state_dir, trained=trained.is_file())
+    if chief:
+        # Only now: a restart whose weights do not fit would leave a config.json that lies.
+        with atomic_path(run_dir / "config.json") as temporary:
+            config.save(temporary)
     if trained.is_file():
         say(f"{run_dir}: training ended before; going on with the stages after it")
     else:
@@ -150,7 +176,7 @@ def train_run(
             verbose=verbose,
         )
         if chief:
-            trained.write_text("training ended; the stages after it follow\n")
+            write_text(trained, "training ended; the stages after it follow\n")
     weights = run_dir / BEST_WEIGHTS if chief else run_dir / "worker_tmp" / BEST_WEIGHTS
     if strategy.num_replicas_in_sync > 1:
         # Under the strategy Keras predicts collectively: each call hands the whole batch to
@@ -175,10 +201,12 @@ def train_run(
         plot_curves(run_dir / "history.csv", run_dir / "curves.png")
         shown = list(kind.predictions(model, evaluated[:SHOWN], classes, config))
         kind.plot(shown, classes, config, metrics, run_dir / "overlays.png")
-        say("exporting saved_model/ ...")
+        say(f"exporting saved_model/ and {MODEL_FILE} ...")
         kind.export(model, run_dir / "saved_model", config)
+        with atomic_path(run_dir / MODEL_FILE) as temporary:
+            model.save(temporary)
         # Last: a run directory with metrics.json is a finished run.
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return RunResult(run_dir, config, model, metrics)
 
 
@@ -193,11 +221,23 @@ def _remove_run_files(run_dir: Path) -> None:
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
-    """The config and the trained model (best weights) of a finished run directory."""
+    """The config and the trained model (best weights) of a finished run directory.
+
+    Raises:
+        InputError: ``run_dir`` holds no run (no ``config.json``), or an unfinished one (no
+            ``metrics.json``, the marker a run writes last): the message says how to resume it.
+    """
     run_dir = Path(run_dir)
-    for name in ("config.json", BEST_WEIGHTS):
-        if not (run_dir / name).is_file():
-            raise InputError(run_dir, f"not a finished run directory: no {name}")
+    if not (run_dir / "config.json").is_file():
+        raise InputError(run_dir, "not a finished run directory: no config.json")
+    if not (run_dir / "metrics.json").is_file():
+        raise InputError(
+            run_dir,
+            "is an unfinished run (no metrics.json): resume it with "
+            f"`emdl train {run_dir / 'config.json'} --out {run_dir}`",
+        )
+    if not (run_dir / BEST_WEIGHTS).is_file():
+        raise InputError(run_dir, f"not a finished run directory: no {BEST_WEIGHTS}")
     config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     model = config.model_kind.build(config, compiled=False)
     model.load_weights(run_dir / BEST_WEIGHTS)
