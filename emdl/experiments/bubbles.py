@@ -63,14 +63,15 @@ def find_data(name: str, data_dir: str | None) -> tuple[Path, tuple[Path, Path] 
 
 def synthetic_data(
     out: str | os.PathLike,
-    count: int = SYNTHETIC_COUNT,
-    size: int = SYNTHETIC_SIZE,
+    count: int | None = None,
+    size: int | None = None,
     *,
     folder: str = SYNTHETIC_DATA,
     seed: int = 0,
 ) -> tuple[Path, Path]:
-    """(labels, images) of ``count`` synthetic ``size x size`` bubble micrographs of emdl.synth's
-    bubble preset in ``out/folder/``, with a line saying so. They are written the first time
+    """(labels, images) of ``count`` (default :data:`SYNTHETIC_COUNT`) synthetic ``size x size``
+    (:data:`SYNTHETIC_SIZE`) bubble micrographs of emdl.synth's bubble preset in
+    ``out/folder/``, with a line saying so. They are written the first time
     and reused after (the same seed gives the same images), so that a rerun or ``--overwrite``
     of the run beside them trains on the same data.
 
@@ -80,6 +81,8 @@ def synthetic_data(
     from emdl.errors import EmdlError
     from emdl.synth import write_dataset
 
+    count = SYNTHETIC_COUNT if count is None else count
+    size = SYNTHETIC_SIZE if size is None else size
     data = Path(out) / folder
     labels, images = data / "annotations.xml", data / "images"
     if labels.is_file():

@@ -10,8 +10,10 @@ import pytest
 from skimage import io as skio
 
 from emdl import sample_data as datasets
-from emdl.experiments import unet_bubbles
+from emdl.experiments import bubbles, unet_bubbles
 from tests.conftest import BUBBLE_BOXES, box_image
+
+SHORT = ["--epochs", "1", "--steps-per-epoch", "1"]
 
 
 def run(folder, out, capsys) -> tuple[dict, list[str]]:
@@ -56,3 +58,44 @@ def test_offline_without_data_it_says_how_to_supply_it(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert status == 1
     assert err.count("\n") == 1 and "--data-dir" in err and "EMDL_DATA_DIR" in err
+
+
+@pytest.mark.slow
+def test_synthetic_trains_and_scores_on_generated_bubbles_without_data(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("EMDL_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("EMDL_CACHE_DIR", str(tmp_path / "cache"))
+    offline = dataclasses.replace(datasets.BUBBLES, base_url=(tmp_path / "no").as_uri() + "/")
+    monkeypatch.setattr(datasets, "BUBBLES", offline)
+    monkeypatch.setattr(bubbles, "SYNTHETIC_COUNT", 4)
+    monkeypatch.setattr(bubbles, "SYNTHETIC_SIZE", 256)
+    out = tmp_path / "run"
+    status = unet_bubbles.main(
+        ["--synthetic", "--out", str(out), "--epochs", "1", "--steps-per-epoch", "1"]
+    )
+    assert status == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["synthetic"] is True and metrics["evaluated_on"] == "validation"
+    held_out = np.random.default_rng(0).permutation(4)[0]  # emdl.data.split_by_image's pick
+    assert [image["name"] for image in metrics["images"]] == [f"synthetic_{held_out:04d}.png"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["labels"] == [str(out / "synthetic_data" / "annotations.xml")]
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("data: 4 images, ") and "synthetic_data/annotations.xml" in lines[0]
+    assert lines[-1] == (
+        f"IoU {metrics['iou']:.3f} on held-out synthetic images (not comparable with the "
+        "lecture's U-Net: 0.713 on its real test image)"
+    )
+    assert not (tmp_path / "cache").exists()  # nothing downloaded
+
+    # Again with --overwrite: the same images, made before, are used.
+    assert unet_bubbles.main(["--synthetic", "--out", str(out), "--overwrite", *SHORT]) == 0
+    assert "(made before)" in capsys.readouterr().out
+
+
+def test_synthetic_and_a_data_folder_are_refused_together(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        unet_bubbles.main(["--synthetic", "--data-dir", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("give --data-dir or --synthetic, not both")
