@@ -94,9 +94,9 @@ def _evaluate(args: argparse.Namespace) -> None:
         reliability=args.reliability,
     )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(metrics, file, indent=2)
-            file.write("\n")
+        from emdl.io.atomic import write_text
+
+        write_text(args.json, json.dumps(metrics, indent=2) + "\n")
     print(f"{config.model_kind.headline(metrics)} on {metrics['evaluated_images']} images")
     from emdl.train.calibration import calibration_line, read_calibration
 
@@ -121,6 +121,7 @@ def _predict(args: argparse.Namespace) -> None:
         labels=args.labels or (),
         progress=sys.stderr,
         tta=args.tta,
+        uncertainty=args.uncertainty,
         overwrite=args.overwrite,
     )
     print(report.summary())
@@ -179,6 +180,7 @@ def _rank(args: argparse.Namespace) -> None:
         top=args.top,
         cvat=args.cvat,
         diversity=args.diversity,
+        maps=args.maps,
         progress=sys.stderr,
     )
     first = rows[0]
@@ -189,6 +191,14 @@ def _rank(args: argparse.Namespace) -> None:
     if args.cvat is not None:
         count = len(rows) if args.top is None else min(args.top, len(rows))
         print(f"pre-annotations of the first {count} -> {args.cvat}")
+    if args.maps is not None:
+        print(f"uncertainty maps (green: every view agrees, red: one does) -> {args.maps}")
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -215,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deep learning for electron micrographs of radiation damage.",
     )
     parser.add_argument("--version", action="version", version=f"emdl {__version__}")
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        metavar="N",
+        help="most pixels (width x height) an image or mask in a label file may declare "
+        "(default 2^30)",
+    )
     loudness = parser.add_mutually_exclusive_group()
     loudness.add_argument(
         "-q", "--quiet", action="store_true", help="results and errors only: no stage lines"
@@ -344,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--labels", nargs="+", help="CVAT XML or COCO JSON truth to compare with")
     predict.add_argument("--tta", action="store_true", help=TTA_HELP)
     predict.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="also predict each image in its 8 flips and turns: per-defect agreement, per-image "
+        "uncertainty and uncertainty maps (8 times the time)",
+    )
+    predict.add_argument(
         "--overwrite",
         action="store_true",
         help="predict into an --out used before: remove the files an earlier emdl predict "
@@ -433,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         help="weight of the similarity to images ranked before (0: by uncertainty alone)",
     )
+    rank.add_argument(
+        "--maps", metavar="DIR", help="also write an uncertainty map per image into this folder"
+    )
     rank.set_defaults(run=_rank)
     return parser
 
@@ -453,7 +479,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.command not in WITHOUT_TENSORFLOW:
                 import_tensorflow_quietly(verbosity)
-            args.run(args)
+            if args.max_pixels is None:
+                args.run(args)
+            else:
+                from emdl.io.checks import pixel_limit  # imported here: emdl.io loads NumPy
+
+                with pixel_limit(args.max_pixels):
+                    args.run(args)
         # ValueError: settings refused while a pipeline is built.
         except (EmdlError, OSError, ValueError) as exc:
             print(f"emdl: error: {exc}", file=sys.stderr)

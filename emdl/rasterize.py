@@ -28,6 +28,14 @@ from emdl.annotations import (
 )
 
 
+def check_line_width(line_width: float, where: str = "line width") -> None:
+    """ValueError naming ``where`` unless ``line_width`` is a finite number of pixels above 0
+    (NaN, infinity, 0 or less would draw nothing, or everything)."""
+    number = isinstance(line_width, (int, float)) and not isinstance(line_width, bool)
+    if not (number and math.isfinite(line_width) and line_width > 0):
+        raise ValueError(f"{where}: expected a positive number of pixels, got {line_width}")
+
+
 def _to_rows_cols(points: np.ndarray) -> np.ndarray:
     """``(x, y)`` continuous coordinates to skimage's ``(row, col)`` of pixel centres."""
     return np.stack([points[:, 1] - 0.5, points[:, 0] - 0.5], axis=1)

@@ -270,3 +270,49 @@ def test_convert_skips_missing_images_when_asked(tmp_path, capsys, data_dir):
     assert out.startswith("images: 1, ")  # the one image of the five that the folder has
     assert err.count("emdl: warning:") == 4 and "left out" in err
     assert [p.name for p in (tmp_path / "m").iterdir()] == ["DL_for_Microscopy_Train_Img_2.png"]
+
+
+def test_max_pixels_sets_the_limit_of_every_label_reader(capsys, tmp_path, write_cvat_text):
+    image = '<image id="0" name="a.png" width="10" height="9"/>'
+    labels = write_cvat_text(image)
+    line = labels.read_text().splitlines().index(image) + 1
+    out = tmp_path / "out"
+    assert (
+        main(["--max-pixels", "89", "convert", str(labels), "--to", "coco", "--out", str(out)]) == 1
+    )
+    assert capsys.readouterr().err == (
+        f"emdl: error: {labels}:{line}: image 'a.png' declares 10 x 9 pixels, more than the "
+        "limit of "
+        "89 (emdl --max-pixels N raises it)\n"
+    )
+    assert not out.exists()
+    assert (
+        main(["--max-pixels", "90", "convert", str(labels), "--to", "coco", "--out", str(out)]) == 0
+    )
+    from emdl.io.checks import MAX_PIXELS, default_pixel_limit
+
+    assert default_pixel_limit() == MAX_PIXELS  # the limit ends with the command
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "x", "1.5"])
+def test_max_pixels_must_be_a_positive_integer(capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--max-pixels", value, "convert", "x.xml", "--to", "coco", "--out", "o"])
+    assert exit_.value.code == 2
+    assert f"argument --max-pixels: expected a positive integer, got {value!r}" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-5", "0"])
+def test_convert_refuses_a_line_width_that_draws_nothing_or_everything(
+    capsys, tmp_path, write_cvat_text, value
+):
+    labels = write_cvat_text('<image id="0" name="a.png" width="10" height="9"/>')
+    out = tmp_path / "out"
+    argv = ["convert", str(labels), "--to", "yolo", "--out", str(out), "--line-width", value]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        f"emdl: error: --line-width: expected a positive number of pixels, got {float(value)}\n"
+    )
+    assert not out.exists()

@@ -15,6 +15,7 @@ from skimage.draw import rectangle_perimeter
 from skimage.segmentation import find_boundaries
 
 from emdl.analysis.statistics import Defect
+from emdl.io.atomic import atomic_path
 from emdl.predict.instances import Instances
 
 WHOLE = (0, 230, 255)  # outline colour of a defect inside the image
@@ -31,13 +32,62 @@ def overlay_pixels(image: np.ndarray, instances: Instances) -> np.ndarray:
         rgb[boundary & ~cut] = WHOLE
         rgb[boundary & cut] = CUT
         return rgb
-    for (x0, y0, x1, y1), edge in zip(instances.boxes, instances.touches_edge, strict=True):
-        # The box's outermost pixels: columns x0 .. x1 - 1, rows y0 .. y1 - 1.
-        start = (int(np.floor(y0)), int(np.floor(x0)))
-        end = (max(int(np.ceil(y1)) - 1, start[0]), max(int(np.ceil(x1)) - 1, start[1]))
-        rr, cc = rectangle_perimeter(start, end, shape=image.shape, clip=True)
+    for (rr, cc), edge in zip(_perimeters(instances), instances.touches_edge, strict=True):
         rgb[rr, cc] = CUT if edge else WHOLE
     return rgb
+
+
+def _perimeters(instances: Instances):
+    """The rows and columns of the one-pixel frame around each box's pixels (columns
+    x0 .. x1 - 1, rows y0 .. y1 - 1 of its "xyxy" box), so the defect itself stays visible;
+    clipped to the image."""
+    for x0, y0, x1, y1 in instances.boxes:
+        start = (int(np.floor(y0)), int(np.floor(x0)))
+        end = (max(int(np.ceil(y1)) - 1, start[0]), max(int(np.ceil(x1)) - 1, start[1]))
+        yield rectangle_perimeter(start, end, shape=(instances.height, instances.width), clip=True)
+
+
+def uncertainty_pixels(
+    image: np.ndarray, instances: Instances, uncertainty: np.ndarray
+) -> np.ndarray:
+    """uint8 ``(H, W, 3)``: the gray ``image`` float ``(H, W)`` in [0, 1] with each defect (a
+    mask's pixels, a box's perimeter) painted by its ``uncertainty`` float ``(N,)`` in [0, 1]:
+    green where every view agrees (0), through yellow, to red where only one does (7/8 and up).
+    A mask is blended half and half with the image, so that the micrograph shows through."""
+    uncertainty = np.clip(np.asarray(uncertainty, np.float64), 0, 1)
+    if len(uncertainty) != len(instances):
+        raise ValueError(f"{len(instances)} defects but {len(uncertainty)} uncertainties")
+    gray = np.repeat((np.clip(image, 0, 1) * 255)[..., np.newaxis], 3, axis=-1)
+    # 0 -> green (0, 200, 0), 0.5 -> yellow (230, 200, 0), 1 -> red (230, 0, 0).
+    colours = np.stack(
+        [
+            np.minimum(2 * uncertainty, 1) * 230,
+            np.minimum(2 * (1 - uncertainty), 1) * 200,
+            np.zeros_like(uncertainty),
+        ],
+        axis=-1,
+    )
+    if instances.labels is not None:
+        painted = instances.labels > 0
+        colour = colours[np.maximum(instances.labels - 1, 0)]
+        gray[painted] = 0.5 * gray[painted] + 0.5 * colour[painted]
+        return np.round(gray).astype(np.uint8)
+    rgb = np.round(gray).astype(np.uint8)
+    for (rr, cc), colour in zip(_perimeters(instances), colours, strict=True):
+        rgb[rr, cc] = np.round(colour).astype(np.uint8)
+    return rgb
+
+
+def write_uncertainty_map(
+    path: str | os.PathLike, image: np.ndarray, instances: Instances, uncertainty: np.ndarray
+) -> None:
+    """A PNG of :func:`uncertainty_pixels` at the image's own size, written whole."""
+    from skimage import io as skio
+
+    with atomic_path(path) as temporary:
+        skio.imsave(
+            temporary, uncertainty_pixels(image, instances, uncertainty), check_contrast=False
+        )
 
 
 class _Pixels(Artist):
@@ -84,7 +134,8 @@ def write_overlay(
             va="center",
         )
     # zlib level 3 instead of 6: half the time for a 4096 x 4096 overlay, a file 15 % larger.
-    figure.savefig(path, dpi=dpi, pil_kwargs={"compress_level": 3})
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, pil_kwargs={"compress_level": 3})
     plt.close(figure)
 
 
@@ -110,5 +161,6 @@ def write_histogram(
     axis.set_title(title or "defect sizes (defects cut by the image edge left out)")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)

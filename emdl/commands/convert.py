@@ -12,6 +12,7 @@ from emdl.errors import LabelWarning
 from emdl.io.label_files import mask_paths, yolo_paths
 from emdl.io.labels import check_images, image_file, read_labels
 from emdl.io.outputs import check_output_folder
+from emdl.rasterize import check_line_width
 
 FORMATS = ("coco", "yolo", "masks", "cvat")
 
@@ -42,6 +43,7 @@ def convert_labels(
     """
     if to not in FORMATS:
         raise ValueError(f"unknown format '{to}', expected one of {', '.join(FORMATS)}")
+    check_line_width(line_width, "--line-width")
     annotations = read_labels(labels)
     if images_dir is not None:
         if skip_missing:

@@ -16,6 +16,12 @@ is bounded by one image and its tiles, and each image's rows are written as soon
   detections), to upload to CVAT as pre-annotations;
 - with labels, ``comparison.csv``: per labeled image and pooled (``image`` "all"), counts and
   diameters against the truth (:func:`emdl.analysis.statistics.compare_image`);
+- with ``uncertainty``, ``uncertainty/<overlay name>``: each defect painted green to red by how
+  many of the image's eight flips and quarter turns find it
+  (:func:`emdl.analysis.figures.uncertainty_pixels`), an ``agreement`` column in
+  ``defects.csv`` (the fraction of the views that find the defect,
+  :func:`emdl.predict.uncertainty.view_agreement`) and ``uncertainty`` / ``unexplained``
+  columns in ``summary.csv`` (the image's uncertainty, and the views' defects matching none);
 - ``.emdl-predict.json``: the list of the files above, written first, so that a later
   ``predict`` into the same folder with ``overwrite`` removes them (and no other file).
 
@@ -39,7 +45,7 @@ from typing import TextIO
 import keras
 import numpy as np
 
-from emdl.analysis.figures import write_histogram, write_overlay
+from emdl.analysis.figures import write_histogram, write_overlay, write_uncertainty_map
 from emdl.analysis.statistics import (
     COMPARISON_COLUMNS,
     DEFECT_COLUMNS,
@@ -60,6 +66,8 @@ from emdl.io.atomic import atomic_path, open_atomic
 from emdl.io.image import SUPPORTED_SUFFIXES, read_micrograph
 from emdl.io.labels import read_labels
 from emdl.io.outputs import check_output_folder, read_manifest, remove_outputs, write_manifest
+from emdl.predict.instances import Instances
+from emdl.predict.uncertainty import view_agreement
 from emdl.train.calibration import postprocessing
 from emdl.train.config import RunConfig
 
@@ -264,6 +272,7 @@ def predict_images(
     labels: Sequence[str | os.PathLike] = (),
     progress: TextIO | None = None,
     tta: bool = False,
+    uncertainty: bool = False,
     overwrite: bool = False,
 ) -> PredictionReport:
     """Predict the defects of every image in ``inputs`` (files and folders, see
@@ -275,7 +284,8 @@ def predict_images(
     ``summary.csv`` (:func:`emdl.analysis.statistics.summarize`; empty without it).
     ``threshold``: a U-Net's foreground probability or a detector's score, and ``min_area``:
     the smallest defect kept, square pixels; by default the run's ``calibration.json``
-    (:func:`emdl.train.calibration.postprocessing`).
+    (:func:`emdl.train.calibration.postprocessing`). ``uncertainty``: also predict each image
+    in its eight views and write how much they agree (see the module; eight times the time).
     ``labels``:
     CVAT XML or COCO JSON files whose images (matched by name or file name) are compared with
     the predictions. ``progress``: a stream for a progress bar (None: quiet). ``overwrite``:
@@ -288,7 +298,7 @@ def predict_images(
     """
     _check_pixel_size(pixel_size_nm)
     _check_thickness(thickness_nm)
-    if min_area is not None and not min_area >= 0:
+    if min_area is not None and not (math.isfinite(min_area) and min_area >= 0):
         raise ValueError(f"the minimum area must be >= 0 square pixels, got {min_area}")
     if threshold is not None and not 0 <= threshold < 1:
         raise ValueError(f"the threshold must be in [0, 1), got {threshold}")
@@ -308,6 +318,8 @@ def predict_images(
     targets = [out_dir / name for name in ("defects.csv", "summary.csv")] + overlays
     targets += [out_dir / "annotations.xml", out_dir / "diameters.png"]
     targets += [out_dir / "comparison.csv"] if labels else []
+    maps = [out_dir / "uncertainty" / overlay.name for overlay in overlays]
+    targets += maps if uncertainty else []
     _prepare_output(out_dir, targets, [run_dir, *inputs, *paths, *labels], overwrite)
 
     report = PredictionReport(out_dir)
@@ -327,12 +339,16 @@ def predict_images(
         open_atomic(out_dir / "defects.csv", "w", newline="") as defects_file,
         open_atomic(out_dir / "summary.csv", "w", newline="") as summary_file,
     ):
-        defects_csv = csv.DictWriter(defects_file, DEFECT_COLUMNS)
-        summary_csv = csv.DictWriter(summary_file, SUMMARY_COLUMNS)
+        agreement_columns = ("agreement",) if uncertainty else ()
+        image_columns = ("uncertainty", "unexplained") if uncertainty else ()
+        defects_csv = csv.DictWriter(defects_file, DEFECT_COLUMNS + agreement_columns)
+        summary_csv = csv.DictWriter(summary_file, SUMMARY_COLUMNS + image_columns)
         defects_csv.writeheader()
         summary_csv.writeheader()
         comparison_rows = []
-        for done, (path, name, overlay) in enumerate(zip(paths, names, overlays, strict=True), 1):
+        for done, (path, name, overlay, map_path) in enumerate(
+            zip(paths, names, overlays, maps, strict=True), 1
+        ):
             bar.show(done - 1, path.name)
             try:
                 micrograph = read_micrograph(path)
@@ -350,14 +366,29 @@ def predict_images(
                 )
                 continue
             size_nm = pixel_size_nm if pixel_size_nm is not None else micrograph.pixel_size_nm
-            instances = config.model_kind.instances(
-                model, micrograph.image, config, threshold=threshold, min_area=min_area
-            )
+
+            def find(image: np.ndarray) -> Instances:
+                return config.model_kind.instances(
+                    model, image, config, threshold=threshold, min_area=min_area
+                )
+
+            agreed = view_agreement(find, micrograph.image) if uncertainty else None
+            instances = find(micrograph.image) if agreed is None else agreed.instances
             defects = instance_defects(instances, classes)
-            defects_csv.writerows(defect.row(name, size_nm) for defect in defects)
-            summary_csv.writerow(
-                summarize(name, defects, width, height, size_nm, thickness_nm=thickness_nm)
-            )
+            rows = [defect.row(name, size_nm) for defect in defects]
+            summary = summarize(name, defects, width, height, size_nm, thickness_nm=thickness_nm)
+            if agreed is not None:
+                # Defect ids are 1..N in the order of the instances (instance_defects).
+                for row, share in zip(rows, agreed.agreement, strict=True):
+                    row["agreement"] = float(share)
+                summary["uncertainty"] = agreed.image_uncertainty
+                summary["unexplained"] = agreed.unexplained
+                (out_dir / "uncertainty").mkdir(exist_ok=True)
+                write_uncertainty_map(
+                    map_path, micrograph.image, instances, agreed.object_uncertainty
+                )
+            defects_csv.writerows(rows)
+            summary_csv.writerow(summary)
             if volumes is not None and size_nm is None:
                 volumes = None
             elif volumes is not None:

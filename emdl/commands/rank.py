@@ -10,7 +10,10 @@ images that share no intensity.
 
 ``out`` (CSV) gets one row per image in that order (:data:`COLUMNS`); ``cvat`` (optional) the
 predictions of the first ``top`` images as CVAT for images 1.1 XML, to upload as
-pre-annotations. Neither file may exist already.
+pre-annotations; ``maps`` (optional, a folder) an uncertainty map per image
+(:func:`emdl.analysis.figures.uncertainty_pixels`: each defect green to red by its
+uncertainty), named ``NNNN_<image file>.png`` by the image's place in the input. None of these
+files may exist already.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from typing import TextIO
 
 import numpy as np
 
+from emdl.analysis.figures import write_uncertainty_map
 from emdl.annotations import ImageAnnotation
 from emdl.api import Run, load_run
 from emdl.commands.predict import image_paths
 from emdl.errors import InputError
 from emdl.export.cvat_predictions import instance_shapes, write_predictions
+from emdl.io.atomic import open_atomic
 from emdl.io.image import read_micrograph
+from emdl.io.outputs import check_output_folder
 from emdl.predict.uncertainty import view_agreement
 
 DIVERSITY = 0.5  # weight of the similarity to the images already picked
@@ -42,11 +48,13 @@ COLUMNS = (
     "unexplained",
     "similarity",
     "priority",
+    "map",
 )
 """``rank`` 1-based; ``uncertainty`` the image's (in [0, 1]); ``objects`` the defects predicted;
 ``mean_object_uncertainty`` their mean (empty without defects); ``unexplained`` the views'
 defects matching none, per view; ``similarity`` the largest similarity to an image ranked
-before (0 for the first); ``priority`` = uncertainty - diversity x similarity when picked."""
+before (0 for the first); ``priority`` = uncertainty - diversity x similarity when picked;
+``map`` the uncertainty map's file name in ``maps`` (empty without)."""
 
 
 def intensity_features(image: np.ndarray, bins: int = FEATURE_BINS) -> np.ndarray:
@@ -91,10 +99,16 @@ def rank_run(
     top: int | None = None,
     cvat: str | os.PathLike | None = None,
     diversity: float = DIVERSITY,
+    maps: str | os.PathLike | None = None,
     progress: TextIO | None = None,
 ) -> list[dict]:
     """Rank the images at ``paths`` with ``run`` (anything with ``predict(image) -> Instances``
-    and ``classes``) and write ``out`` and ``cvat`` (see the module); returns the CSV rows."""
+    and ``classes``) and write ``out``, ``cvat`` and ``maps`` (see the module); returns the CSV
+    rows."""
+    map_names = [f"{i:04d}_{path.name}.png" for i, path in enumerate(paths, start=1)]
+    if maps is not None:
+        check_output_folder(maps, [Path(maps) / name for name in map_names], inputs=paths)
+        Path(maps).mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
     rows, features, shapes = [], [], []
     for done, path in enumerate(paths, start=1):
@@ -105,6 +119,10 @@ def rank_run(
         name = path.name if path.name not in names else str(path)
         names.add(name)
         uncertain = found.object_uncertainty
+        if maps is not None:
+            write_uncertainty_map(
+                Path(maps) / map_names[done - 1], image, found.instances, uncertain
+            )
         rows.append(
             {
                 "image": name,
@@ -112,6 +130,7 @@ def rank_run(
                 "objects": len(uncertain),
                 "mean_object_uncertainty": float(uncertain.mean()) if len(uncertain) else "",
                 "unexplained": found.unexplained,
+                "map": map_names[done - 1] if maps is not None else "",
             }
         )
         features.append(intensity_features(image))
@@ -124,7 +143,7 @@ def rank_run(
         {**rows[i], "rank": k, "similarity": sim, "priority": priority}
         for k, (i, sim, priority) in enumerate(order, start=1)
     ]
-    with open(out, "w", newline="") as file:
+    with open_atomic(out, "w", newline="") as file:
         writer = csv.DictWriter(file, COLUMNS)
         writer.writeheader()
         writer.writerows(ranked)
@@ -142,11 +161,12 @@ def rank_images(
     top: int | None = None,
     cvat: str | os.PathLike | None = None,
     diversity: float = DIVERSITY,
+    maps: str | os.PathLike | None = None,
     progress: TextIO | None = None,
 ) -> list[dict]:
     """:func:`rank_run` with the finished run in ``run_dir`` on the images of ``inputs`` (files
     and folders, as ``emdl predict``). Bad settings, paths, an existing ``out`` or ``cvat`` and a
-    bad run are refused before anything is predicted."""
+    bad run are refused before anything is predicted (existing maps too)."""
     if top is not None and top < 1:
         raise ValueError(f"--top must be at least 1, got {top}")
     if not diversity >= 0:
@@ -155,4 +175,6 @@ def rank_images(
     _refuse_existing(cvat)
     paths = image_paths(inputs)
     run = load_run(run_dir)
-    return rank_run(run, paths, out, top=top, cvat=cvat, diversity=diversity, progress=progress)
+    return rank_run(
+        run, paths, out, top=top, cvat=cvat, diversity=diversity, maps=maps, progress=progress
+    )

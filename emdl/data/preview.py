@@ -10,6 +10,7 @@ from skimage import segmentation
 from emdl.data.augment import Augmentation
 from emdl.data.datasets import build_dataset
 from emdl.data.sources import load_labeled_images
+from emdl.io.atomic import atomic_path
 
 COLOURS = np.array(
     [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180]],
@@ -102,5 +103,6 @@ def write_preview(
         augmentation=augmentation or Augmentation.default(),
         seed=seed,
     )
-    skio.imsave(out, preview_grid(dataset, count), check_contrast=False)
+    with atomic_path(out) as temporary:
+        skio.imsave(temporary, preview_grid(dataset, count), check_contrast=False)
     return f"{count} augmented {window} x {window} crops of {len(records)} images ({kind}) -> {out}"

@@ -4,8 +4,10 @@ number of pixels an image or mask may declare, label names, and how the text is 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import dataclasses
 import unicodedata
+from collections.abc import Iterator
 from os import PathLike
 
 import numpy as np
@@ -19,7 +21,30 @@ _MIN_POINTS = {Polygon: 3, Polyline: 2}
 MAX_PIXELS = 2**30
 """Most pixels (width x height) an image or a mask in a label file may declare: a 32768 x 32768
 micrograph fits. Checked before anything of that size is allocated; the readers' ``max_pixels=``
-raises it."""
+raises it, and so does :func:`pixel_limit` (the command line's ``--max-pixels``) for every
+reader called without it."""
+_limit = MAX_PIXELS
+
+
+def default_pixel_limit() -> int:
+    """The limit a reader called without ``max_pixels=`` applies (:data:`MAX_PIXELS`, or what
+    :func:`pixel_limit` set)."""
+    return _limit
+
+
+@contextlib.contextmanager
+def pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Within the block, readers called without ``max_pixels=`` allow ``max_pixels`` pixels.
+    A plain module setting, not a context variable, so that reader threads see it too."""
+    global _limit
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"max_pixels: expected a positive integer, got {max_pixels!r}")
+    before, _limit = _limit, max_pixels
+    try:
+        yield
+    finally:
+        _limit = before
+
 
 # Byte order marks, UTF-32 before UTF-16 (whose little-endian mark begins UTF-32's).
 _BOMS = (
@@ -32,14 +57,17 @@ _BOMS = (
 
 
 def pixels_problem(what: str, width: int, height: int, max_pixels: int) -> str | None:
-    """``"<what> declares W x H pixels, more than the limit of N"`` when ``width * height`` is more
-    than ``max_pixels``, else None."""
+    """``"<what> declares W x H pixels, more than the limit of N (...)"`` when
+    ``width * height`` is more than ``max_pixels``, else None."""
     if width * height <= max_pixels:
         return None
     limit = str(max_pixels)
     if max_pixels > 0 and max_pixels & (max_pixels - 1) == 0:
         limit += f" (2^{max_pixels.bit_length() - 1})"
-    return f"{what} declares {width} x {height} pixels, more than the limit of {limit}"
+    return (
+        f"{what} declares {width} x {height} pixels, more than the limit of {limit} "
+        "(emdl --max-pixels N raises it)"
+    )
 
 
 def label_problem(name: str) -> str | None:

@@ -58,9 +58,9 @@ from emdl.annotations import (
 from emdl.errors import InputError
 from emdl.io.atomic import write_text
 from emdl.io.checks import (
-    MAX_PIXELS,
     clip_shape,
     decode_text,
+    default_pixel_limit,
     label_problem,
     pixels_problem,
     shape_problem,
@@ -119,7 +119,7 @@ def write_coco(annotations: Annotations, path: str | PathLike) -> None:
     write_text(path, json.dumps(coco, allow_nan=False))
 
 
-def read_coco(path: str | PathLike, *, max_pixels: int = MAX_PIXELS) -> Annotations:
+def read_coco(path: str | PathLike, *, max_pixels: int | None = None) -> Annotations:
     """Read a COCO instances JSON file (see the module docstring for what becomes which shape).
 
     Shapes reaching outside their image are clipped and counted; unusable ones and ones whose
@@ -127,6 +127,7 @@ def read_coco(path: str | PathLike, *, max_pixels: int = MAX_PIXELS) -> Annotati
     cannot be used raises :class:`InputError`, among them one declaring a category name with a
     control character, or an image, run-length code or mask of more than ``max_pixels`` pixels.
     """
+    max_pixels = default_pixel_limit() if max_pixels is None else max_pixels
     path = Path(path)
     coco = _load(path)
     labels, names = [], {}

@@ -41,9 +41,9 @@ from emdl.annotations import (
 from emdl.errors import InputError
 from emdl.io.atomic import open_atomic
 from emdl.io.checks import (
-    MAX_PIXELS,
     clip_shape,
     decode_text,
+    default_pixel_limit,
     label_problem,
     pixels_problem,
     shape_problem,
@@ -345,7 +345,7 @@ def _image_nodes(path: str, document: dict) -> list[dict]:
     return sorted(images, key=_position)
 
 
-def read_cvat(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Annotations:
+def read_cvat(path: str | os.PathLike, *, max_pixels: int | None = None) -> Annotations:
     """Read a "CVAT for images 1.1" XML export.
 
     Returns the labels from ``<meta>`` in the file's order and the images in the file's order, each
@@ -364,6 +364,7 @@ def read_cvat(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Annot
             or has a shape missing a required or numeric attribute. The message names the file
             and, where known, the line.
     """
+    max_pixels = default_pixel_limit() if max_pixels is None else max_pixels
     path = os.fspath(path)
     try:
         file = open(path, "rb")  # closed below, after streaming from it

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from emdl.annotations import Annotations
 from emdl.errors import InputError
-from emdl.io.checks import MAX_PIXELS, text_encoding
+from emdl.io.checks import text_encoding
 from emdl.io.coco import read_coco
 from emdl.io.cvat import read_cvat
 from emdl.io.image import image_size
@@ -37,7 +37,7 @@ def label_format(path: str | os.PathLike) -> str:
     raise InputError(path, "neither XML (CVAT) nor JSON (COCO)")
 
 
-def read_labels(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Annotations:
+def read_labels(path: str | os.PathLike, *, max_pixels: int | None = None) -> Annotations:
     """Read a CVAT for images 1.1 XML or a COCO instances JSON file, whichever ``path`` holds.
 
     ``max_pixels`` is the most pixels an image or mask in it may declare (see :func:`read_cvat`

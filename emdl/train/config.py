@@ -23,6 +23,8 @@ from typing import Any
 
 from emdl.data.augment import Augmentation
 from emdl.errors import InputError
+from emdl.io.checks import label_problem
+from emdl.rasterize import check_line_width
 from emdl.settings import check_value, from_known_fields
 from emdl.train.kinds import model_kind
 
@@ -56,6 +58,7 @@ class DataConfig:
             raise ValueError("data: no label files")
         if self.batch_size < 1:
             raise ValueError(f"data: batch_size must be at least 1, got {self.batch_size}")
+        check_line_width(self.line_width, "data.line_width")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,11 @@ class TrainingConfig:
             )
         if self.epochs < 1 or self.steps_per_epoch < 1:
             raise ValueError("training: epochs and steps_per_epoch must be at least 1")
+        if self.early_stopping_patience < 0:
+            raise ValueError(
+                "training.early_stopping_patience: expected an integer >= 0 (0: never stop "
+                f"early), got {self.early_stopping_patience}"
+            )
         if self.learning_rate <= 0:
             raise ValueError(f"training: learning_rate must be positive, got {self.learning_rate}")
         if not 0 <= self.ema_momentum < 1:
@@ -141,6 +149,30 @@ class RunConfig:
             training = TrainingConfig(**{**asdict(self.training), "monitor": kind.monitor})
             object.__setattr__(self, "training", training)
         object.__setattr__(self, "classes", tuple(self.classes))
+        if self.classes:
+            self._check_classes(kind)
+
+    def _check_classes(self, kind) -> None:
+        """A run's class names (filled in when it started) must be distinct label names, as many
+        as its model predicts: otherwise defects would be named wrongly."""
+        for index, name in enumerate(self.classes):
+            check_value(name, str, f"classes[{index}]")
+            problem = label_problem(name) if name.strip() else "a class name is empty"
+            if problem:
+                raise ValueError(f"classes[{index}]: {problem}")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes: a name repeats in {list(self.classes)}")
+        if not self.model.classes:
+            return  # 0: to be filled in from the labels when the run starts
+        try:
+            matches = kind.model_config(self.model, self.classes) == self.model
+        except ValueError:
+            matches = False
+        if not matches:
+            raise ValueError(
+                f"classes: {len(self.classes)} names {list(self.classes)}, but the model section "
+                f"predicts {self.model.classes} classes"
+            )
 
     def to_dict(self) -> dict:
         values = asdict(self)

@@ -11,6 +11,8 @@ matplotlib.use("Agg")  # files only; no display on training machines
 import matplotlib.pyplot as plt
 import numpy as np
 
+from emdl.io.atomic import atomic_path
+
 
 def plot_curves(history_csv: str | os.PathLike, out: str | os.PathLike) -> None:
     """Loss and every score per epoch (training solid, validation dashed) from Keras' CSV log."""
@@ -31,7 +33,8 @@ def plot_curves(history_csv: str | os.PathLike, out: str | os.PathLike) -> None:
         axis.set_xlabel("epoch")
         axis.legend()
     figure.tight_layout()
-    figure.savefig(out, dpi=100)
+    with atomic_path(out) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
 
 
@@ -51,7 +54,8 @@ def plot_overlays(
             axis.set_title(title, fontsize=8)
             axis.axis("off")
     figure.tight_layout()
-    figure.savefig(out, dpi=100)
+    with atomic_path(out) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
 
 
@@ -74,5 +78,6 @@ def plot_detections(
         axis.set_title(f"{name}: {keep.sum()} found, {len(truth['boxes'])} labeled", fontsize=8)
         axis.axis("off")
     figure.tight_layout()
-    figure.savefig(out, dpi=100)
+    with atomic_path(out) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)

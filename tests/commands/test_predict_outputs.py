@@ -4,6 +4,7 @@ an unfinished run is named with the command that resumes it."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -193,3 +194,25 @@ def test_an_unfinished_run_is_named_with_how_to_resume(capsys, tmp_path):
     assert f"emdl: error: {error.value}\n" == problem
     assert not (tmp_path / "out").exists()
     assert sorted(os.listdir(run_dir)) == ["best.weights.h5", "config.json"]
+
+
+def test_uncertainty_adds_agreement_columns_and_maps(capsys, detector, tmp_path):
+    (image,) = micrographs(tmp_path / "in", "a.png")
+    out = tmp_path / "out"
+    status, err = predict(capsys, image, "--out", out, "--uncertainty")
+    assert status == 0, err
+    # The stand-in finds the box 10..30 x 10..30 in every view it is shown: mapped back, only
+    # the identity and the transpose put it where it is, so 2 of 8 views agree and the other 6
+    # views' boxes are unexplained (6 / 8); the image: (0.75 + 0.75) / (1 + 0.75).
+    with open(out / "defects.csv", newline="") as file:
+        (row,) = list(csv.DictReader(file))
+    assert float(row["agreement"]) == 0.25
+    with open(out / "summary.csv", newline="") as file:
+        (summary,) = list(csv.DictReader(file))
+    assert float(summary["unexplained"]) == 0.75
+    assert float(summary["uncertainty"]) == pytest.approx(1.5 / 1.75)
+    painted = skio.imread(out / "uncertainty" / "a.png")
+    assert painted.shape == (64, 64, 3)
+    # The frame around the box's pixels (rows 9 and 30) in the colour of uncertainty 0.75.
+    assert painted[9, 15].tolist() == [230, 100, 0] and painted[30, 15].tolist() == [230, 100, 0]
+    assert "uncertainty/a.png" in json.loads((out / MANIFEST).read_text())["files"]

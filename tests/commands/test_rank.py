@@ -93,3 +93,26 @@ def test_the_command_end_to_end_and_bad_input(tmp_path, capsys):
     ):
         status = main(["rank", str(run_dir), str(image), "--out", str(out), *extra])
         assert (status, capsys.readouterr().err) == (1, f"emdl: error: {problem}\n")
+
+
+def test_uncertainty_maps_colour_each_defect_by_its_views(tmp_path):
+    mastered = write(tmp_path / "mastered.png", [(20, 20, 40, 40)])
+    failed = write(tmp_path / "failed.png", [(10, 10, 24, 16)])
+    run = SimpleNamespace(predict=biased, classes=["bubble"])
+    maps = tmp_path / "maps"
+    ranked = rank_run(run, [mastered, failed], tmp_path / "ranking.csv", maps=maps)
+    assert {r["image"]: r["map"] for r in ranked} == {
+        "failed.png": "0002_failed.png.png",
+        "mastered.png": "0001_mastered.png.png",
+    }
+    agreed = skio.imread(maps / "0001_mastered.png.png")
+    unsure = skio.imread(maps / "0002_failed.png.png")
+    # The predicted defect sits 2 pixels right of the bright square; half gray (255 or 0), half
+    # green (uncertainty 0) or yellow (uncertainty 1/2) inside it, the image elsewhere.
+    assert agreed.shape == (64, 64, 3)
+    assert agreed[30, 30].tolist() == [128, 228, 128] and agreed[5, 5].tolist() == [0, 0, 0]
+    assert unsure[12, 20].tolist() == [242, 228, 128]
+    # A second run into the same folder is refused before anything is predicted.
+    with pytest.raises(Exception, match="0001_mastered.png.png"):
+        rank_run(run, [mastered, failed], tmp_path / "again.csv", maps=maps)
+    assert not (tmp_path / "again.csv").exists()

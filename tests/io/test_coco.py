@@ -310,7 +310,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 # --- bounded resources, label names and encodings ---
 
-LIMIT = "more than the limit of 1073741824 (2^30)"
+LIMIT = "more than the limit of 1073741824 (2^30) (emdl --max-pixels N raises it)"
 
 
 def raises_fast_and_small(read, path: Path) -> InputError:
@@ -395,7 +395,8 @@ def test_the_pixel_limit_is_a_keyword(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         read_labels(small, max_pixels=99)
     assert str(caught.value) == (
-        f"{small}: images[0]: image 'a.png' declares 10 x 10 pixels, more than the limit of 99"
+        f"{small}: images[0]: image 'a.png' declares 10 x 10 pixels, more than the limit of 99 "
+        "(emdl --max-pixels N raises it)"
     )
 
 

@@ -304,7 +304,7 @@ def test_coordinates_outside_the_image_are_clipped_and_counted(write_cvat_text):
 
 # --- bounded resources, structures and encodings ---
 
-LIMIT = "more than the limit of 1073741824 (2^30)"
+LIMIT = "more than the limit of 1073741824 (2^30) (emdl --max-pixels N raises it)"
 
 # A whole CVAT file of under 500 bytes whose mask declares 10^10 pixels (9.3 GiB as bools).
 MASK_BOMB = (
@@ -399,7 +399,7 @@ def test_the_pixel_limit_is_a_keyword(write_cvat_text):
         read_labels(small, max_pixels=80)
     assert str(error.value) == (
         f"{small}:{line_of(small, '<image')}: image 'b.png' declares 9 x 9 pixels, "
-        "more than the limit of 80"
+        "more than the limit of 80 (emdl --max-pixels N raises it)"
     )
 
 

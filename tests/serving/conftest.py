@@ -99,3 +99,12 @@ def unet_serving_dir(tmp_path_factory) -> Path:
     serving = tmp_path_factory.mktemp("serving")
     export_segmentation(build_unet(config), serving / "unet_bubbles" / "1", 2**config.depth)
     return serving
+
+
+def assert_same(outputs: dict, expected: dict) -> None:
+    """The same output names, dtypes, shapes and values."""
+    assert sorted(outputs) == sorted(expected)
+    for name, array in expected.items():
+        assert outputs[name].dtype == array.dtype, name
+        assert outputs[name].shape == array.shape, name
+        assert np.array_equal(outputs[name], array), name

@@ -8,21 +8,13 @@ import pytest
 from emdl.errors import InputError
 from emdl.serving import ServingError, predict_rest
 from emdl.serving.testing import RestTestServer
-from tests.serving.conftest import call_saved_model, closed_port, image
+from tests.serving.conftest import assert_same, call_saved_model, closed_port, image
 
 
 @pytest.fixture(scope="module")
 def server(served):
     with RestTestServer(served) as server:
         yield server
-
-
-def assert_same(outputs, expected):
-    assert sorted(outputs) == sorted(expected)
-    for name, array in expected.items():
-        assert outputs[name].dtype == array.dtype, name
-        assert outputs[name].shape == array.shape, name
-        assert np.array_equal(outputs[name], array), name
 
 
 def test_outputs_are_what_the_saved_model_returns(server, tiny_saved_model):

@@ -47,7 +47,7 @@ def test_calibration_recovers_the_planted_threshold(labeled_folder, tmp_path, mo
     records, classes = load_labeled_images([labels], images)
     config = RunConfig(
         data=DataConfig(labels=(str(labels),), images=str(images), window=64),
-        model=UNetConfig(depth=2),
+        model=UNetConfig(depth=2, classes=len(classes)),
         classes=tuple(classes),
     )
     monkeypatch.setattr("emdl.train.calibration.read_image", lambda path: planted_image())

@@ -195,6 +195,33 @@ def test_train_and_evaluate_commands(folder, tmp_path, capsys):
             '{"data": {"labels": ["a.xml"], "images": "."}, "augmentation": {"spin": {}}}',
             "unknown augmentation 'spin'",
         ),
+        (
+            '{"data": {"labels": ["a.xml"], "images": ".", "line_width": -1}}',
+            "data.line_width: expected a positive number of pixels, got -1",
+        ),
+        (
+            '{"data": {"labels": ["a.xml"], "images": "."}, '
+            '"training": {"early_stopping_patience": -2}}',
+            "training.early_stopping_patience: expected an integer >= 0 (0: never stop early), "
+            "got -2",
+        ),
+        (
+            '{"data": {"labels": ["a.xml"], "images": "."}, "classes": ["bubble", "bubble"]}',
+            "classes: a name repeats in ['bubble', 'bubble']",
+        ),
+        (
+            '{"data": {"labels": ["a.xml"], "images": "."}, "classes": [3]}',
+            "classes[0]: expected a string, got 3",
+        ),
+        (
+            '{"data": {"labels": ["a.xml"], "images": "."}, "classes": ["a\\nb"]}',
+            "classes[0]: label 'a\\nb' has a control character (U+000A) in its name",
+        ),
+        (
+            '{"data": {"labels": ["a.xml"], "images": "."}, "model": {"classes": 1}, '
+            '"classes": ["bubble", "loop"]}',
+            "classes: 2 names ['bubble', 'loop'], but the model section predicts 1 classes",
+        ),
     ],
 )
 def test_bad_run_configs(tmp_path, text, problem):
