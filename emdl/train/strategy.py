@@ -36,14 +36,21 @@ def choose_strategy(mixed_precision: bool | str = "auto") -> tf.distribute.Strat
     strategy (this CPU). Sets Keras' global dtype policy: ``mixed_float16`` when
     ``mixed_precision`` is True, or "auto" and there are GPUs; ``float32`` otherwise. Call it
     before building any model."""
-    gpus = tf.config.list_logical_devices("GPU")
+    if workers_in_tf_config() > 1:
+        # Created before anything lists devices: that starts TensorFlow's context, after which
+        # collective ops can no longer be configured.
+        strategy = _MultiWorkerMirroredStrategy()
+        gpus = tf.config.list_logical_devices("GPU")
+    else:
+        gpus = tf.config.list_logical_devices("GPU")
+        strategy = (
+            tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
+            if gpus
+            else tf.distribute.get_strategy()
+        )
     mixed = bool(gpus) if mixed_precision == "auto" else bool(mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    if workers_in_tf_config() > 1:
-        return _MultiWorkerMirroredStrategy()
-    if gpus:
-        return tf.distribute.MirroredStrategy([gpu.name for gpu in gpus])
-    return tf.distribute.get_strategy()
+    return strategy
 
 
 def is_chief() -> bool:
