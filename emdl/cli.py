@@ -201,7 +201,7 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default where it has one worth saying (not None, not a flag's False)
     and its help does not say it already."""
 
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     kinds = ", ".join(KINDS)
     run_help = f"a run directory written by emdl train (any kind: {kinds})"
     parser = argparse.ArgumentParser(
-        formatter_class=_Help,
+        formatter_class=DefaultsHelp,
         prog="emdl",
         description="Deep learning for electron micrographs of radiation damage.",
     )
@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = commands.add_parser(
         "convert",
-        formatter_class=_Help,
+        formatter_class=DefaultsHelp,
         help="convert CVAT XML or COCO JSON labels to coco, yolo, masks or cvat",
         description="Convert a CVAT for images 1.1 XML or COCO JSON label file.",
     )
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     augment = commands.add_parser(
         "augment",
-        formatter_class=_Help,
+        formatter_class=DefaultsHelp,
         help="draw a grid of augmented training crops with their labels",
         description="Draw augmented crops with masks and boxes overlaid, to judge the settings.",
     )
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        formatter_class=_Help,
+        formatter_class=DefaultsHelp,
         help="train a model from a JSON run config",
         description=f"Train a U-Net, detector or Mask R-CNN: the config's kind ({kinds}).",
     )
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        formatter_class=_Help,
+        formatter_class=DefaultsHelp,
         help="score a run on labeled images",
         description="Score a trained run on labeled images (whole images, tiled).",
     )
@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        formatter_class=_Help,
+        formatter_class=DefaultsHelp,
         help="defect statistics of micrographs from a trained run",
         description="Find defects in micrographs with a trained run and measure them: "
         "defects.csv, summary.csv, overlays, a size histogram and CVAT annotations.xml in --out.",
@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=_predict)
     export = commands.add_parser(
         "export",
-        formatter_class=_Help,
+        formatter_class=DefaultsHelp,
         help="export a run for TF Serving (and as a CVAT serverless function)",
         description="Write a run's SavedModel into TF Serving's layout, DIR/NAME/VERSION/ and "
         "DIR/models.config, finishing the run first if its training ended before its export.",
@@ -395,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_export)
     synth = commands.add_parser(
         "synth",
-        formatter_class=_Help,
+        formatter_class=DefaultsHelp,
         help="write synthetic micrographs with exact labels",
         description="Write synthetic TEM micrographs (a physical image model: Fresnel contrast "
         "at a defocus, shot noise at a dose) with exact labels: DIR/images/ and "
@@ -436,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(run=_synth)
     rank = commands.add_parser(
         "rank",
-        formatter_class=_Help,
+        formatter_class=DefaultsHelp,
         help="order unlabeled images by what labeling them should teach the run",
         description="Order unlabeled images for labeling: most uncertain first (the run's "
         "predictions disagree across the eight flips and turns of the image), with near-copies "

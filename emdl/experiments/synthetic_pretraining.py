@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from emdl.cli import DefaultsHelp
 from emdl.experiments import bubbles
 from emdl.experiments.pretraining import Budget
 
@@ -42,7 +43,7 @@ def at_least(smallest: int):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__.splitlines()[0], formatter_class=DefaultsHelp
     )
     parser.add_argument("--data-dir", help="folder with the bubbles files (default: found)")
     parser.add_argument("--out", default="runs/synthetic_pretraining", help="experiment folder")
