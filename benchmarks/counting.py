@@ -1,6 +1,6 @@
 """Counts and sizes on held-out labeled images: each method side by side in one run.
 
-    python benchmarks/counting.py [--data-dir DIR] [--methods otsu,unet,unet-borders]
+    python benchmarks/counting.py [--data-dir DIR] [--methods otsu,unet,unet-borders,unet-distance]
                                   [--epochs 16] [--steps-per-epoch 30] [--out runs/counting]
 
 The lecture's two bubble images, each held out in turn: a model trains on the other image alone
@@ -13,6 +13,9 @@ diameters and F1 at IoU 0.5 (boxes of the instances, greedy matching as COCO).
 Methods: ``otsu`` (Otsu's threshold, the minority side taken as the defects, split by the
 distance-transform watershed: no learning), ``unet`` (the two-class U-Net + the same watershed),
 ``unet-borders`` (the instance-aware U-Net, ``--border-width`` 2 px, ``--border-weight`` 1),
+``unet-distance`` (the distance U-Net, ``--distance-weight`` 1, ``--peak-depth`` 0.15; its
+instances grow from the peaks of the distance map it learned), the plain U-Net's watershed at
+``--split-depth`` pixels (default its rule),
 ``maskrcnn`` (the experiment's
 Mask R-CNN; slow), each optionally with ``+tta``. Data: ``--data-dir``, else
 ``$EMDL_DATA_DIR/bubbles``.
@@ -77,6 +80,9 @@ def _train(method: str, folder: Path, train_index: int, args, out: Path):
                 border_width=args.border_width, border_weight=args.border_weight
             )
             method += f"-w{args.border_width}x{args.border_weight:g}"
+        if method.startswith("unet-distance"):
+            config = config.with_model(distance_weight=args.distance_weight)
+            method += f"-w{args.distance_weight:g}"
     run_dir = out / f"{method}-train{train_index + 1}"
     if (run_dir / "metrics.json").is_file():  # trained by an earlier benchmark run
         from emdl.train.run import load_run
@@ -97,6 +103,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/counting", help="folder for the runs")
     parser.add_argument("--border-width", type=int, default=2, help="unet-borders' border, px")
     parser.add_argument("--border-weight", type=float, default=1.0, help="its loss weight")
+    parser.add_argument(
+        "--distance-weight", type=float, default=1.0, help="unet-distance's map loss weight"
+    )
+    parser.add_argument(
+        "--split-depth", type=float, help="the plain U-Net's split depth, px (default: its rule)"
+    )
+    parser.add_argument("--peak-depth", type=float, default=0.15, help="unet-distance's peak depth")
     args = parser.parse_args(argv)
     folder = Path(args.data_dir or Path(os.environ.get("EMDL_DATA_DIR", "data")) / "bubbles")
     if not (folder / IMAGES[0]).is_file():
@@ -120,8 +133,11 @@ def main(argv=None) -> int:
             truth[record.name] = record.annotation
     rows = []
     borders = f"unet-borders-w{args.border_width}x{args.border_weight:g}"
+    distance = f"unet-distance-w{args.distance_weight:g}-h{args.peak_depth:g}"
     for method in args.methods.split(","):
-        label = method.replace("unet-borders", borders)
+        label = method.replace("unet-borders", borders).replace("unet-distance", distance)
+        if args.split_depth and method.split("+")[0] == "unet":
+            label = label.replace("unet", f"unet-split{args.split_depth:g}", 1)
         predicted_all, truth_all, pairs, seconds = [], [], [], 0.0
         for held_out in (0, 1):
             name = IMAGES[held_out]
@@ -131,6 +147,10 @@ def main(argv=None) -> int:
                 found = otsu_instances(image)
             else:
                 config, model = trained(method, folder, 1 - held_out, args, Path(args.out))
+                if method.split("+")[0] == "unet":
+                    config = config.with_model(split_depth=args.split_depth)
+                if method.startswith("unet-distance"):
+                    config = config.with_model(peak_depth=args.peak_depth)
                 kind = config.model_kind
                 start = time.perf_counter()
                 found = kind.instances(

@@ -10,7 +10,8 @@ Outputs, per batch of ``B`` crops of ``S x S`` pixels (``S`` = ``window``):
 
 - semantic: ``(images, masks)``, images float32 ``(B, S, S, 1)`` in [0, 1], masks int32
   ``(B, S, S, 1)`` class indices (0 background, ``classes[i]`` = ``i + 1``), or with ``one_hot``
-  float32 ``(B, S, S, len(classes) + 1)``.
+  float32 ``(B, S, S, len(classes) + 1)``; with ``distance`` ``(B, S, S, 2)``, channel 1 each
+  object's normalized distance to its outline times 255 (:func:`emdl.labels.object_distance`).
 - detection: ``(images, {"boxes", "classes"})``, boxes float32 ``(B, None, 4)`` in
   ``bounding_box_format`` (crop pixels), classes float32 ``(B, None)`` 0-based, ragged; with
   ``max_boxes`` dense ``(B, max_boxes, ...)`` padded with -1 as keras-cv expects.
@@ -42,7 +43,7 @@ from emdl.data.resize import Resize
 from emdl.data.sources import LabeledImage
 from emdl.errors import InputError
 from emdl.io.image import read_image
-from emdl.labels import box_targets, instance_targets, semantic_mask
+from emdl.labels import box_targets, instance_targets, object_distance, semantic_mask
 
 TARGETS = ("semantic", "detection", "instances")
 
@@ -137,7 +138,7 @@ def _signature(target: str) -> dict[str, tf.TensorSpec]:
         "starts": tf.TensorSpec((None, 2), tf.int32),
     }
     if target == "semantic":
-        signature["mask"] = tf.TensorSpec((None, None, 1), tf.uint8)
+        signature["mask"] = tf.TensorSpec((None, None, None), tf.uint8)
     else:
         signature["boxes"] = tf.TensorSpec((None, 4), tf.float32)
         signature["classes"] = tf.TensorSpec((None,), tf.int32)
@@ -156,6 +157,7 @@ def _elements(
     line_width: float,
     resize: Resize,
     border_width: int = 0,
+    distance: bool = False,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Whole images and their targets, decoded, resized and rasterized (run once, then
     cached)."""
@@ -175,7 +177,11 @@ def _elements(
             mask = semantic_mask(
                 annotation, classes, line_width=line_width, border_width=border_width
             )
-            element["mask"] = resize.image(mask, order=0)[..., np.newaxis]
+            channels = [mask]
+            if distance:  # 0..1 stored as 0..255, so that it crops and warps with the mask
+                scaled = np.rint(255 * object_distance(annotation, line_width)).astype(np.uint8)
+                channels.append(scaled)
+            element["mask"] = np.stack([resize.image(c, order=0) for c in channels], axis=-1)
         elif target == "detection":
             targets = box_targets(annotation, classes, line_width=line_width)
             boxes = resize.boxes(targets["boxes"], height, width)
@@ -280,6 +286,7 @@ def build_dataset(
     shuffle_buffer: int = 64,
     resize: Resize | None = None,
     border_width: int = 0,
+    distance: bool = False,
 ) -> tf.data.Dataset:
     """Batches of crops of ``records`` for target ``target`` ("semantic", "detection",
     "instances"); see the module docstring for their shapes.
@@ -293,7 +300,9 @@ def build_dataset(
     polylines and points. ``resize`` brings each image (and its targets) to the scale the model
     works at before cropping; windows and boxes are in resized pixels. ``border_width`` > 0
     (semantic only) adds the class ``len(classes) + 1`` where objects touch
-    (:func:`emdl.labels.semantic_mask`). Bad settings raise
+    (:func:`emdl.labels.semantic_mask`). ``distance`` (semantic only) adds a second mask
+    channel, each object's normalized distance to its outline (:func:`emdl.labels.object_distance`)
+    as uint8 0..255. Bad settings raise
     ValueError (InputError for an image smaller than the window) here, before anything runs,
     and so does a training set without objects when crops without objects are dropped (it
     could never yield a crop).
@@ -307,7 +316,7 @@ def build_dataset(
     records = list(records)
     source = tf.data.Dataset.from_generator(
         lambda: _elements(
-            records, classes, target, window, stride, line_width, resize, border_width
+            records, classes, target, window, stride, line_width, resize, border_width, distance
         ),
         output_signature=_signature(target),
     ).cache()

@@ -19,11 +19,14 @@ from emdl.data.normalize import min_max
 from emdl.signatures import SIGNATURES
 
 
-def export_segmentation(model: keras.Model, path: str | os.PathLike, multiple: int) -> None:
+def export_segmentation(
+    model: keras.Model, path: str | os.PathLike, multiple: int, *, distance: bool = False
+) -> None:
     """Write a SavedModel whose signatures (:data:`emdl.signatures.SIGNATURES`) take ``image``
     ``(B, H, W, 1)`` of any height, width and intensity range and return ``probabilities``
     float32: ``(B, H, W, 1)`` (the foreground) for one class, else ``(B, H, W, classes + 1)``
-    with the background first.
+    with the background first; a distance U-Net's (``distance``) also ``distance`` float32
+    ``(B, H, W, 1)``, each pixel's normalized distance to its object's outline.
 
     Each image is min-max scaled on its own, padded by reflection to a multiple of
     ``multiple`` (``2 ** depth``) and the output cropped back, so no caller has to know the
@@ -35,8 +38,10 @@ def export_segmentation(model: keras.Model, path: str | os.PathLike, multiple: i
         pad_h = (multiple - height % multiple) % multiple
         pad_w = (multiple - width % multiple) % multiple
         padded = tf.pad(min_max(image), [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="SYMMETRIC")
-        probabilities = model(padded, training=False)
-        return {"probabilities": tf.cast(probabilities[:, :height, :width, :], tf.float32)}
+        outputs = tf.cast(model(padded, training=False)[:, :height, :width, :], tf.float32)
+        if distance:
+            return {"probabilities": outputs[..., :-1], "distance": outputs[..., -1:]}
+        return {"probabilities": outputs}
 
     write_serving(model, serve, path)
 

@@ -31,22 +31,37 @@ class _PixelCounts(keras.metrics.Metric):
 
     ``y_true``: class indices ``(B, H, W, 1)``; ``y_pred``: probabilities, ``(B, H, W, 1)``
     sigmoid (foreground where > ``threshold``) or ``(B, H, W, C)`` softmax (the arg-max class).
+    ``probabilities``: how many leading channels of ``y_pred`` are those (None: all; a distance
+    U-Net's last channel is not).
     """
 
     score_name = "counts"
 
-    def __init__(self, class_id: int = 1, threshold: float = 0.5, name=None, **kwargs):
+    def __init__(
+        self,
+        class_id: int = 1,
+        threshold: float = 0.5,
+        name=None,
+        probabilities: int | None = None,
+        **kwargs,
+    ):
         default = self.score_name if class_id == 1 else f"{self.score_name}_{class_id}"
         super().__init__(name=name or default, **kwargs)
         self.class_id, self.threshold = class_id, threshold
+        self.probabilities = probabilities
         self.counts = self.add_variable(shape=(4,), initializer="zeros", name="counts")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if self.probabilities is not None:
+            y_pred = y_pred[..., : self.probabilities]
+        self._update(y_true, y_pred)
 
     def _classes(self, y_pred):
         if y_pred.shape[-1] == 1:
             return ops.cast(y_pred[..., 0] > self.threshold, "int32")
         return ops.cast(ops.argmax(y_pred, axis=-1), "int32")
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def _update(self, y_true, y_pred):
         truth = ops.cast(y_true[..., 0], "int32")
         predicted = self._classes(y_pred)
         if y_pred.shape[-1] == 1:
@@ -61,7 +76,12 @@ class _PixelCounts(keras.metrics.Metric):
         self.counts.assign(ops.zeros((4,)))
 
     def get_config(self):
-        return {**super().get_config(), "class_id": self.class_id, "threshold": self.threshold}
+        return {
+            **super().get_config(),
+            "class_id": self.class_id,
+            "threshold": self.threshold,
+            "probabilities": self.probabilities,
+        }
 
 
 @keras.saving.register_keras_serializable(package="emdl")
@@ -92,7 +112,7 @@ class PixelAccuracy(_PixelCounts):
 
     score_name = "pixel_accuracy"
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def _update(self, y_true, y_pred):
         truth = ops.cast(y_true[..., 0], "int32")
         if y_pred.shape[-1] == 1:
             truth = ops.cast(truth > 0, "int32")

@@ -36,6 +36,10 @@ class SegmentationLoss(keras.losses.Loss):
     foreground, over the batch), "focal" (focal cross-entropy, gamma 2). ``class_weights``
     (one per channel of a softmax output, background first) weight each pixel's cross-entropy
     and focal terms by its true class.
+
+    ``distance_weight`` > 0 (a distance U-Net): ``y_true`` has a second channel, the normalized
+    distance map times 255, and ``y_pred`` a last one, the predicted map; their mean absolute
+    error, times ``distance_weight``, is added.
     """
 
     def __init__(
@@ -44,6 +48,7 @@ class SegmentationLoss(keras.losses.Loss):
         classes: int = 1,
         name: str = "segmentation_loss",
         class_weights: list[float] | None = None,
+        distance_weight: float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(name=name, **kwargs)
@@ -55,8 +60,15 @@ class SegmentationLoss(keras.losses.Loss):
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
         if self.class_weights is not None and len(self.class_weights) != classes + 1:
             raise ValueError(f"class_weights needs {classes + 1} weights (background first)")
+        self.distance_weight = float(distance_weight)
 
     def call(self, y_true, y_pred):
+        distance_error = 0.0
+        if self.distance_weight:
+            truth = ops.cast(y_true[..., 1], "float32") / 255.0
+            error = ops.mean(ops.abs(y_pred[..., -1] - truth), axis=(1, 2))
+            distance_error = self.distance_weight * error
+            y_true, y_pred = y_true[..., :1], y_pred[..., :-1]
         target = _targets(y_true, self.classes)
         binary = self.classes == 1
         per_pixel = ops.zeros(ops.shape(y_pred)[:-1])
@@ -79,7 +91,7 @@ class SegmentationLoss(keras.losses.Loss):
         per_example = ops.mean(per_pixel, axis=(1, 2))
         if "dice" in self.terms:
             per_example += self.terms["dice"] * soft_dice(target, y_pred)
-        return per_example
+        return per_example + distance_error
 
     def get_config(self) -> dict:
         return {
@@ -87,4 +99,5 @@ class SegmentationLoss(keras.losses.Loss):
             "terms": self.terms,
             "classes": self.classes,
             "class_weights": self.class_weights,
+            "distance_weight": self.distance_weight,
         }

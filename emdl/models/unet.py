@@ -4,7 +4,9 @@ The model takes float32 images ``(B, H, W, 1)`` in [0, 1] with ``H`` and ``W`` d
 ``2 ** depth`` (:mod:`emdl.predict` pads any image so) and returns per-pixel probabilities:
 ``(B, H, W, 1)`` (sigmoid, foreground) for one class, ``(B, H, W, classes + 1)`` (softmax, channel
 0 background) for several, and with ``border_width`` set ``(B, H, W, classes + 2)``, the last
-channel the borders where objects touch (an instance-aware U-Net).
+channel the borders where objects touch (an instance-aware U-Net). With ``distance_weight`` set
+one more channel follows, last: each object's normalized distance to its outline, sigmoid in
+[0, 1] (:func:`emdl.labels.object_distance`), whose peaks seed the watershed.
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ class UNetConfig:
     (:func:`emdl.predict.instances.instances_from_borders`). ``tta``: whole images are
     predicted with test-time augmentation, the probabilities averaged over the eight flips and
     quarter turns of each tile (:func:`emdl.predict.tta.tta_pixels`).
+
+    ``distance_weight`` > 0 makes it a distance U-Net: a last output channel learns each object's
+    normalized distance to its own outline (1 at its centre; :func:`emdl.labels.object_distance`)
+    with a mean absolute error weighted ``distance_weight``, and instances grow from the peaks of
+    that map at least ``peak_depth`` high (:func:`emdl.predict.instances.instances_from_distance`),
+    which parts touching and overlapping objects that the distance transform of their union
+    cannot. ``split_depth`` (pixels; None: the rule of
+    :func:`emdl.predict.instances.split_touching`) is the neck depth at which the plain U-Net's
+    watershed splits touching objects.
     """
 
     depth: int = 4
@@ -48,6 +59,9 @@ class UNetConfig:
     border_width: int = 0
     border_weight: float = 1.0
     tta: bool = False
+    distance_weight: float = 0.0
+    peak_depth: float = 0.15
+    split_depth: float | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -59,6 +73,16 @@ class UNetConfig:
             (self.classes >= 1, f"classes must be at least 1, got {self.classes}"),
             (self.border_width >= 0, f"border_width must be >= 0, got {self.border_width}"),
             (self.border_weight > 0, f"border_weight must be > 0, got {self.border_weight}"),
+            (self.distance_weight >= 0, "distance_weight must be >= 0"),
+            (0 < self.peak_depth < 1, f"peak_depth must be in (0, 1), got {self.peak_depth}"),
+            (
+                self.split_depth is None or self.split_depth > 0,
+                f"split_depth must be positive (pixels) or null, got {self.split_depth}",
+            ),
+            (
+                not (self.border_width and self.distance_weight),
+                "border_width and distance_weight are two ways to part objects: choose one",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -68,6 +92,11 @@ class UNetConfig:
     def labels(self) -> int:
         """Classes the model tells from the background: ``classes``, and the border class."""
         return self.classes + (self.border_width > 0)
+
+    @property
+    def distance(self) -> bool:
+        """Whether the U-Net also outputs the distance map (its last channel)."""
+        return self.distance_weight > 0
 
     @property
     def multiple(self) -> int:
@@ -145,4 +174,7 @@ def build_unet(config: UNetConfig | None = None, *, name: str = "unet") -> keras
         outputs = layers.Conv2D(
             config.labels + 1, 1, activation="softmax", name="probabilities", dtype="float32"
         )(x)
+    if config.distance:
+        distance = layers.Conv2D(1, 1, activation="sigmoid", name="distance", dtype="float32")(x)
+        outputs = layers.Concatenate(name="outputs", dtype="float32")([outputs, distance])
     return keras.Model(inputs, outputs, name=name)

@@ -1,15 +1,20 @@
 """Post-processing calibrated on validation images: the threshold and the smallest defect area
-that turn a run's outputs into defects, chosen to make the counts and sizes right.
+that turn a run's outputs into defects, and the kind's own settings of how objects part (the
+U-Net's split depth or peak depth, :meth:`~emdl.train.kinds.base.ModelKind.calibration_settings`),
+chosen to make the counts and sizes right.
 
-Each setting of :func:`candidates` is scored on the validation images by the pooled relative
-count error plus the pooled relative error of the mean equivalent diameter (defects not cut by
-the image edge, :func:`emdl.analysis.statistics.compare_sets`); the lowest wins (ties: the
-earlier candidate, i.e. the lower threshold and area). The model runs once per image: its batch
-outputs are remembered while the settings are tried.
+Each setting of :func:`candidates` with each of the kind's settings is scored on the validation
+images by the pooled relative count error plus the pooled relative error of the mean equivalent
+diameter (defects not cut by the image edge, :func:`emdl.analysis.statistics.compare_sets`); the
+lowest wins (ties: the earlier candidate, i.e. the lower threshold and area, the config's own
+kind setting). The model runs once per image: its batch outputs are remembered while the
+settings are tried. The kind's chosen setting is stored as ``"model"`` (changes to the run's
+model section), which :func:`calibrated_config` applies.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -73,16 +78,21 @@ def calibrate(
     kind = config.model_kind
     remembered = _Remembered(model)
     default = kind.default_threshold(config, metrics)
-    grid = candidates(default)
+    changes = kind.calibration_settings(config)
+    grid = [(t, a, index) for index in range(len(changes)) for t, a in candidates(default)]
     images = [read_image(record.path) for record in records]
-    found_by_setting: dict[tuple[float, float], list] = {setting: [] for setting in grid}
+    found_by_setting: dict[tuple, list] = {setting: [] for setting in grid}
     truth: list = []
     for record, image in zip(records, images, strict=True):
-        for threshold, min_area in grid:
+        for threshold, min_area, index in grid:
             found = kind.instances(
-                remembered, image, config, threshold=threshold, min_area=min_area
+                remembered,
+                image,
+                config.with_model(**changes[index]),
+                threshold=threshold,
+                min_area=min_area,
             )
-            found_by_setting[threshold, min_area] += instance_defects(found, list(classes))
+            found_by_setting[threshold, min_area, index] += instance_defects(found, list(classes))
         as_boxes = found.labels is None
         truth += truth_defects(record.annotation, as_boxes=as_boxes)
         remembered.memory.clear()  # one image's tiles at a time
@@ -90,7 +100,7 @@ def calibrate(
     best = min(grid, key=lambda setting: objective(scores[setting]))
     found_nothing = not np.isfinite(objective(scores[best]))
     if found_nothing:  # no setting gives a count and a size to compare: keep the defaults
-        best = (default, MIN_AREA)
+        best = (default, MIN_AREA, 0)
 
     def errors(setting) -> dict:
         row = scores[setting]
@@ -107,8 +117,14 @@ def calibrate(
     return {
         "threshold": float(best[0]),
         "min_area": float(best[1]),
+        "model": changes[best[2]],
         **errors(best),
-        "default": {"threshold": default, "min_area": MIN_AREA, **errors((default, MIN_AREA))},
+        "default": {
+            "threshold": default,
+            "min_area": MIN_AREA,
+            "model": changes[0],
+            **errors((default, MIN_AREA, 0)),
+        },
         "images": len(records),
         "calibrated": not found_nothing,
     }
@@ -143,6 +159,17 @@ def postprocessing(run_dir: str | os.PathLike, config: RunConfig) -> tuple[float
     return config.model_kind.default_threshold(config, metrics), MIN_AREA
 
 
+def calibrated_config(run_dir: str | os.PathLike, config: RunConfig) -> RunConfig:
+    """``config`` with the model settings its run's calibration chose (the U-Net's split or
+    peak depth); ``config`` itself when the run has no calibration or the calibration none."""
+    calibration = read_calibration(run_dir)
+    changes = (calibration or {}).get("model") or {}
+    if not isinstance(changes, dict):
+        return config
+    known = {field.name for field in dataclasses.fields(config.model)}
+    return config.with_model(**{key: value for key, value in changes.items() if key in known})
+
+
 def calibration_line(calibration: dict | None) -> str:
     """One line on a run's calibration, for people."""
     if calibration is None:
@@ -159,7 +186,11 @@ def calibration_line(calibration: dict | None) -> str:
             f" (count error {100 * count:+.1f} %, mean diameter error {100 * diameter:+.1f} % "
             f"on {calibration.get('images')} validation images)"
         )
+    model = "".join(
+        f", {key.replace('_', ' ')} {'its rule' if value is None else f'{value:g}'}"
+        for key, value in (calibration.get("model") or {}).items()
+    )
     return (
         f"calibrated: threshold {calibration['threshold']:.2f}, smallest defect "
-        f"{calibration['min_area']:.0f} px{figures}"
+        f"{calibration['min_area']:.0f} px{model}{figures}"
     )

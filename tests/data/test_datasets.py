@@ -127,6 +127,24 @@ def test_sliding_windows_are_exact_slices(one_image):
     assert np.array_equal(images[..., 0], np.array(expected, dtype=np.float32))
 
 
+def test_distance_masks_carry_the_object_distance_beside_the_classes(one_image):
+    from emdl.labels import object_distance, semantic_mask
+
+    records, classes = one_image
+    dataset = build_dataset(
+        records, classes, "semantic", window=32, stride=32, training=False, distance=True
+    )
+    masks = np.concatenate([masks.numpy() for _, masks in dataset])
+    assert masks.shape == (4, 32, 32, 2) and masks.dtype == np.int32
+    annotation = records[0].annotation
+    whole = np.stack(
+        [semantic_mask(annotation, classes), np.rint(255 * object_distance(annotation))], -1
+    )
+    expected = [whole[t : t + 32, c : c + 32] for t in (0, 32) for c in (0, 32)]
+    assert np.array_equal(masks, np.array(expected, dtype=np.int32))
+    assert masks[..., 1].max() == 255
+
+
 def test_objects_cut_by_the_window_are_clipped_or_dropped(labeled_folder):
     boxes = [(24, 4, 40, 12)]
     records, classes = load_labeled_images(

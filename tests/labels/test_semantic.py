@@ -107,3 +107,30 @@ def test_the_border_width_must_be_a_pixel_or_more():
 
     with pytest.raises(ValueError, match="at least 1 pixel"):
         touching_borders(np.zeros((3, 3), np.int32), 0)
+
+
+def test_object_distance_peaks_at_one_in_each_object_and_dips_between_overlapping_ones():
+    from emdl.annotations import Ellipse
+    from emdl.labels import object_distance
+
+    image = ImageAnnotation(
+        "a.png",
+        width=60,
+        height=40,
+        shapes=[
+            Ellipse(label="void", cx=20, cy=20, rx=10, ry=10),
+            Ellipse(label="void", cx=30, cy=20, rx=10, ry=10),  # overlaps the first
+            Box(label="void", xtl=0, ytl=0, xbr=4, ybr=3),  # cut by the edge: not an outline
+        ],
+    )
+    distance = object_distance(image)
+    assert distance.dtype == np.float32 and distance.shape == (40, 60)
+    assert np.array_equal(distance > 0, semantic_mask(image, CLASSES) > 0)
+    # The pixels at the centres are 1; midway between them each disc's own distance, what the
+    # first has as far from its centre on its far side (column 15): a dip of 0.38, where the
+    # union's distance transform would not dip at all.
+    assert distance[19, 19] == distance[19, 29] == 1.0
+    assert distance[19, 24] == distance[19, 15] == np.float32(0.61807966)
+    # The box's distances reach from its outline inside the image, not from the image edge:
+    # rows 0 to 2, so row 0 is 3 rows from the background and row 2 one.
+    assert distance[0, 0] == 1.0 and distance[2, 0] == np.float32(1 / 3)

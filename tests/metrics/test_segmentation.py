@@ -34,6 +34,20 @@ def test_keras_metrics_pool_pixels_over_batches():
     assert float(iou.result()) == 0.0
 
 
+def test_keras_metrics_ignore_a_distance_unets_last_channel():
+    # The distance channel (0.95 everywhere) would win an arg-max; the metric reads only the
+    # leading foreground channel, as the plain U-Net's metric reads its output.
+    truth = np.concatenate([TRUTH.astype(np.int32)[None, ..., None]] * 2, -1)
+    foreground = np.where(PREDICTED, 0.9, 0.1).astype(np.float32)[None, ..., None]
+    outputs = np.concatenate([foreground, np.full_like(foreground, 0.95)], -1)
+    for metric in (ForegroundIoU, PixelAccuracy):
+        plain, distance = metric(), metric(probabilities=1)
+        plain.update_state(truth[..., :1], foreground)
+        distance.update_state(truth, outputs)
+        assert float(distance.result()) == float(plain.result())
+    assert ForegroundIoU.from_config(ForegroundIoU(probabilities=1).get_config()).probabilities == 1
+
+
 def test_keras_metrics_per_class_of_a_softmax():
     truth = np.array([[[[2], [1], [0]]]], np.int32)
     probabilities = np.array([[[[0, 0, 1], [0, 0, 1], [1, 0, 0]]]], np.float32)

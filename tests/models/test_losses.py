@@ -57,3 +57,16 @@ def test_unknown_terms_and_serialization():
     original = SegmentationLoss({"focal": 1.0, "dice": 2.0}, classes=3)
     restored = keras.losses.deserialize(keras.losses.serialize(original))
     assert (restored.terms, restored.classes) == ({"focal": 1.0, "dice": 2.0}, 3)
+
+
+def test_distance_error_is_added_and_the_class_terms_ignore_the_distance_channels():
+    # The truth's second channel is the normalized distance x 255; the prediction's last channel
+    # the predicted distance: errors 0.3, 0, 0.1, 0.2, mean 0.15, times the weight 2.
+    truth = np.concatenate([TRUTH, np.array([[[[255], [0]], [[51], [0]]]], np.int32)], -1)
+    predicted = np.array([[[[0.7], [0.0]], [[0.3], [0.2]]]], np.float32)
+    probabilities = np.concatenate([PROBABILITIES, predicted], -1)
+    terms = {"cross_entropy": 1, "dice": 1}
+    with_distance = float(SegmentationLoss(terms, distance_weight=2.0)(truth, probabilities))
+    assert with_distance == pytest.approx(loss(terms) + 2.0 * 0.15, rel=1e-5)
+    config = SegmentationLoss(terms, distance_weight=2.0).get_config()
+    assert SegmentationLoss.from_config(config).distance_weight == 2.0

@@ -18,6 +18,8 @@ TINY = {"depth": 2, "filters": 4}
         ({"classes": 3}, 4),
         ({"upsampling": "transpose", "dropout": 0.2, "batch_norm": False}, 1),
         ({"convs_per_block": 1, "depth": 3}, 1),
+        ({"distance_weight": 1.0}, 2),  # foreground, then the distance map
+        ({"distance_weight": 1.0, "classes": 2}, 4),  # softmax of 3, then the distance map
     ],
 )
 def test_output_shapes_and_ranges(settings, channels):
@@ -26,8 +28,9 @@ def test_output_shapes_and_ranges(settings, channels):
     probabilities = model.predict_on_batch(images)
     assert probabilities.shape == (2, 32, 48, channels)
     assert probabilities.min() >= 0 and probabilities.max() <= 1
-    if channels > 1:
-        np.testing.assert_allclose(probabilities.sum(axis=-1), 1, rtol=1e-5)
+    softmax = probabilities[..., :-1] if settings.get("distance_weight") else probabilities
+    if softmax.shape[-1] > 1:
+        np.testing.assert_allclose(softmax.sum(axis=-1), 1, rtol=1e-5)
 
 
 def test_any_size_divisible_by_two_to_the_depth():
@@ -43,6 +46,9 @@ def test_any_size_divisible_by_two_to_the_depth():
         ({"dropout": 1.0}, "dropout must be in [0, 1)"),
         ({"upsampling": "nearest"}, "upsampling must be one of ('bilinear', 'transpose')"),
         ({"classes": 0}, "classes must be at least 1"),
+        ({"peak_depth": 1.0}, "peak_depth must be in (0, 1)"),
+        ({"split_depth": 0}, "split_depth must be positive (pixels) or null"),
+        ({"border_width": 2, "distance_weight": 1}, "border_width and distance_weight are two"),
     ],
 )
 def test_bad_configs(settings, message):

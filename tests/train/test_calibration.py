@@ -8,6 +8,7 @@ from emdl.data import load_labeled_images
 from emdl.models.unet import UNetConfig
 from emdl.train.calibration import (
     calibrate,
+    calibrated_config,
     calibration_line,
     candidates,
     read_calibration,
@@ -72,3 +73,46 @@ def test_candidates_and_a_run_without_calibration(tmp_path):
     assert (0.25, 10.0) in grid and (0.3, 0.0) == grid[4]
     assert read_calibration(tmp_path) is None
     assert calibration_line(None) == "no calibration: the default post-processing"
+
+
+class OverlappingUNet:
+    """A stand-in U-Net that sees two overlapping discs as one blob: probability 0.9 on their
+    union. Its tile comes back as the blob whatever the image."""
+
+    def __init__(self, blob):
+        self.blob = blob
+
+    def predict_on_batch(self, tiles):
+        return np.where(self.blob, 0.9, 0.1).astype(np.float32)[None, ..., None]
+
+
+def test_calibration_chooses_the_split_depth_that_parts_overlapping_objects(
+    labeled_folder, tmp_path, monkeypatch
+):
+    from tests.conftest import disc
+
+    # Two discs of radius 14, centres 10 apart: their union's neck dips 0.9 px, less than the
+    # split depth rule's 1.4 px (a tenth of the radius) and more than the calibration's 0.5 and
+    # 0.75, which part them into the two labeled discs.
+    xml = (
+        '<annotations><image id="0" name="a.png" width="64" height="64">'
+        '<ellipse label="bubble" cx="25" cy="32" rx="14" ry="14" />'
+        '<ellipse label="bubble" cx="35" cy="32" rx="14" ry="14" /></image></annotations>'
+    )
+    labels, images = labeled_folder({"a.png": (np.zeros((64, 64), np.uint8), xml)})
+    records, classes = load_labeled_images([labels], images)
+    blob = disc((64, 64), 25, 32, 14) | disc((64, 64), 35, 32, 14)
+    config = RunConfig(
+        data=DataConfig(labels=(str(labels),), images=str(images), window=64),
+        model=UNetConfig(depth=2, classes=len(classes)),
+        classes=tuple(classes),
+    )
+    monkeypatch.setattr("emdl.train.calibration.read_image", lambda path: blob * 1.0)
+    calibration = calibrate(OverlappingUNet(blob), records, classes, config)
+    assert calibration["default"]["model"] == {"split_depth": None}
+    assert calibration["default"]["count_error"] == -0.5  # one blob for two discs
+    assert calibration["model"] == {"split_depth": 0.5} and calibration["count_error"] == 0
+    assert "split depth 0.5" in calibration_line(calibration)
+    write_calibration(tmp_path, calibration)
+    assert calibrated_config(tmp_path, config).model.split_depth == 0.5
+    assert calibrated_config(tmp_path / "none", config) == config

@@ -260,6 +260,34 @@ def test_an_instance_aware_unet_runs_end_to_end(folder, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_distance_unet_runs_end_to_end_and_exports_its_map(folder, tmp_path):
+    import dataclasses
+
+    import tensorflow as tf
+
+    config = tiny_config(*folder)
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, distance_weight=1.0)
+    )
+    result = train_run(config, tmp_path / "run", verbose=0)
+    # The softmax of background and the classes, then the distance map.
+    assert result.model.output_shape[-1] == len(result.config.classes) + 2 == 4
+    assert {"iou", "dice", "pixel_accuracy"} <= set(result.metrics)
+    loaded, model = load_run(tmp_path / "run")
+    assert loaded.model.distance_weight == 1.0
+    kind = loaded.model_kind
+    image = box_image(64).astype(np.float32) / 255
+    predicted = kind.predict(model, image, loaded)
+    assert predicted.shape == (64, 64) and set(np.unique(predicted)) <= {0, 1, 2}
+    found = kind.instances(model, image, loaded, threshold=0.5)
+    assert found.labels.shape == (64, 64)
+    served = tf.saved_model.load(str(tmp_path / "run" / "saved_model"))
+    outputs = served.signatures["serving_default"](image=tf.constant(image[None, ..., None]))
+    assert outputs["probabilities"].shape == (1, 64, 64, 3)
+    assert outputs["distance"].shape == (1, 64, 64, 1)
+
+
+@pytest.mark.slow
 def test_a_finished_run_is_refused_rerun_elsewhere_or_overwritten(folder, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     train_run(tiny_config(*folder, epochs=1), run_dir, verbose=0)

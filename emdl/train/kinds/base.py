@@ -168,6 +168,11 @@ class ModelKind:
         reaches ``threshold``; objects under ``min_area`` square pixels dropped."""
         raise NotImplementedError
 
+    def calibration_settings(self, config: RunConfig) -> list[dict]:
+        """Changes to the model section that the calibration tries besides the threshold and
+        the smallest area (the first: none), e.g. the U-Net's split depth."""
+        return [{}]
+
     def default_threshold(self, config: RunConfig, metrics: Mapping | None) -> float:
         """The threshold :meth:`instances` uses unless told; ``metrics`` is the run's
         ``metrics.json`` (None when there is none)."""
