@@ -15,10 +15,14 @@ distance-transform watershed: no learning), ``unet`` (the two-class U-Net + the 
 ``unet-borders`` (the instance-aware U-Net, ``--border-width`` 2 px, ``--border-weight`` 1),
 ``unet-distance`` (the distance U-Net, ``--distance-weight`` 1, ``--peak-depth`` 0.15; its
 instances grow from the peaks of the distance map it learned), the plain U-Net's watershed at
-``--split-depth`` pixels (default its rule),
-``maskrcnn`` (the experiment's
-Mask R-CNN; slow), each optionally with ``+tta``. Data: ``--data-dir``, else
-``$EMDL_DATA_DIR/bubbles``.
+``--split-depth`` pixels (default its rule), ``maskrcnn`` (the experiment's Mask R-CNN; slow),
+each optionally with ``+tta``. Data: ``--data-dir``, else ``$EMDL_DATA_DIR/bubbles``.
+
+``--detector-run RUN`` adds loops111's counts: the finished detector run ``RUN`` (e.g.
+``benchmarks/detector_vs_ultralytics.py``'s ``OUT/emdl``) on its validation images
+(``--detector-labels``, default ``validation.xml`` beside the run, images from
+``$EMDL_DATA_DIR/loops111/images``), at its F1-best threshold and at its calibrated one. Both
+were chosen on those same images, so these rows are not held out.
 """
 
 from __future__ import annotations
@@ -94,6 +98,60 @@ def _train(method: str, folder: Path, train_index: int, args, out: Path):
     return result.config, result.model
 
 
+def detector_rows(run_dir: Path, labels: Path, images: Path) -> list:
+    """A finished detector run on labeled images (loops111's validation images): rows of
+    ``(method, images, comparison, F1@0.5)`` at its default threshold (the F1-best on its
+    validation images) and at its calibrated post-processing, counts and sizes from boxes (the
+    box's equivalent diameter, as ``emdl predict`` measures a detector's defects)."""
+    import json
+
+    import numpy as np
+
+    from emdl.analysis.statistics import compare_sets, instance_defects
+    from emdl.analysis.truth import truth_defects
+    from emdl.data import load_labeled_images
+    from emdl.io.image import read_image
+    from emdl.labels import box_targets
+    from emdl.metrics.detection import match_detections
+    from emdl.train.calibration import MIN_AREA, read_calibration
+    from emdl.train.run import load_run
+
+    config, model = load_run(run_dir)
+    kind = config.model_kind
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    default = kind.default_threshold(config, metrics)
+    calibration = read_calibration(run_dir) or {}
+    settings = {
+        "detector, F1-best threshold": (default, MIN_AREA),
+        "detector, calibrated": (
+            calibration.get("threshold", default),
+            calibration.get("min_area", MIN_AREA),
+        ),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        records, _ = load_labeled_images([labels], images)
+    classes = list(config.classes)
+    found_all = {name: ([], [], [0, 0, 0]) for name in settings}  # defects, truth, TP/N/M
+    for record in records:
+        image = read_image(record.path)
+        truth = truth_defects(record.annotation, as_boxes=True)
+        true_boxes = box_targets(record.annotation, classes)["boxes"]
+        for name, (threshold, min_area) in settings.items():
+            found = kind.instances(model, image, config, threshold=threshold, min_area=min_area)
+            predicted, true, counts = found_all[name]
+            predicted += instance_defects(found, classes)
+            true += truth
+            counts[0] += int(np.sum(match_detections(found.boxes, found.scores, true_boxes)))
+            counts[1] += len(found.boxes)
+            counts[2] += len(true_boxes)
+    rows = []
+    for name, (predicted, true, (hits, n_predicted, n_true)) in found_all.items():
+        f1 = 2 * hits / max(n_predicted + n_true, 1)
+        rows.append((name, f"{len(records)} validation images", compare_sets(predicted, true), f1))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="the bubbles folder (default $EMDL_DATA_DIR/bubbles)")
@@ -110,6 +168,13 @@ def main(argv=None) -> int:
         "--split-depth", type=float, help="the plain U-Net's split depth, px (default: its rule)"
     )
     parser.add_argument("--peak-depth", type=float, default=0.15, help="unet-distance's peak depth")
+    parser.add_argument(
+        "--detector-run",
+        help="a finished loops111 detector run to count with (e.g. the detector benchmark's)",
+    )
+    parser.add_argument(
+        "--detector-labels", help="its validation labels (default: validation.xml beside it)"
+    )
     args = parser.parse_args(argv)
     folder = Path(args.data_dir or Path(os.environ.get("EMDL_DATA_DIR", "data")) / "bubbles")
     if not (folder / IMAGES[0]).is_file():
@@ -134,7 +199,7 @@ def main(argv=None) -> int:
     rows = []
     borders = f"unet-borders-w{args.border_width}x{args.border_weight:g}"
     distance = f"unet-distance-w{args.distance_weight:g}-h{args.peak_depth:g}"
-    for method in args.methods.split(","):
+    for method in filter(None, args.methods.split(",")):
         label = method.replace("unet-borders", borders).replace("unet-distance", distance)
         if args.split_depth and method.split("+")[0] == "unet":
             label = label.replace("unet", f"unet-split{args.split_depth:g}", 1)
@@ -174,6 +239,12 @@ def main(argv=None) -> int:
         pooled = compare_sets(predicted_all, truth_all)
         rows.append((label, "both", pooled, score_instances(pairs, classes)["f1_50"]))
         print(f"{label}: predicted in {seconds:.1f} s for both images", flush=True)
+
+    if args.detector_run:
+        run = Path(args.detector_run)
+        labels = Path(args.detector_labels or run.parent / "validation.xml")
+        loops = Path(os.environ.get("EMDL_DATA_DIR", "data")) / "loops111" / "images"
+        rows += detector_rows(run, labels, loops)
 
     print()
     width = max(len(label) for label, *_ in rows) + 2

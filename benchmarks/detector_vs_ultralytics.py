@@ -6,10 +6,10 @@ Measures, one after the other (never at the same time: the CPU has two cores), o
 
 - emdl: :func:`emdl.train.run.train_run` with the ``yolo_loops`` experiment's config
   (:func:`emdl.experiments.yolo_loops.detector_config`, micrographs resized to 640 pixels on the
-  longest side, batches of eight 320 x 320 crops), trained until the budget is spent. A Keras
-  callback does what Ultralytics' ``time=`` does: after every epoch it re-plans the number of
-  epochs that fit in the budget from the mean epoch time so far (and stretches the cosine decay of
-  the learning rate to them), and it stops training after the batch that spends the budget.
+  longest side, batches of eight 320 x 320 crops), with ``training.budget_minutes`` the budget
+  (:mod:`emdl.train.budget`, what Ultralytics' ``time=`` does: after every epoch the run re-plans
+  the epochs that fit from the mean epoch time so far and stretches the cosine decay of the
+  learning rate to the steps that fit; it stops after the batch that spends the budget).
 - the peer: Ultralytics YOLOv8n from ``yolov8n.yaml`` (no pretrained weights), ``time=`` the
   budget in hours, ``imgsz`` 640 (emdl's input size), batch 16, ``device="cpu"``, 2 dataloader
   workers asked (on a CPU Ultralytics loads in its main process anyway), otherwise its defaults,
@@ -60,7 +60,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import subprocess
 import sys
@@ -73,7 +72,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PEER_PYTHON = "/work/peers/ultralytics/bin/python"
 STEPS_PER_EPOCH = 40  # the yolo_loops experiment's
 LONGEST_SIDE = 640  # the yolo_loops experiment's resize, and so the peer's imgsz
-MAX_EPOCHS = 100_000  # an upper bound only: the budget ends emdl's training
+MAX_EPOCHS = 100_000  # a cap that never binds: the budget ends emdl's training
 COLUMNS = (  # (results key, heading, format)
     ("ap50", "AP50", "{:.3f}"),
     ("ap50_95", "AP50:95", "{:.3f}"),
@@ -219,79 +218,85 @@ def score_peer(records: Sequence, found: dict, classes: Sequence[str], config) -
     return score_detections(pairs, classes)
 
 
-def budget_callback(seconds: float, steps_per_epoch: int):
-    """A Keras callback that trains for ``seconds`` of wall-clock time, as Ultralytics' ``time=``
-    does: after each epoch the planned epochs are ``ceil(seconds / mean epoch time)`` (training
-    stops when they are done) and the model's cosine learning-rate decay is stretched to them;
-    after any batch that spends the budget, training stops. Counts ``steps`` and ``epochs``
-    done and ``train_seconds`` (from the start of training to its end)."""
+def stopwatch():
+    """A Keras callback that counts the ``steps`` (training batches) and ``epochs`` of a fit and
+    its ``train_seconds`` (wall clock, from the start of training to its end)."""
     import keras
-    import tensorflow as tf
 
-    class Budget(keras.callbacks.Callback):
+    class Stopwatch(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.steps = self.epochs = 0
-            self.planned = None
             self.start = self.train_seconds = 0.0
 
         def on_train_begin(self, logs=None):
-            schedule = self.model.optimizer._learning_rate  # Keras keeps no public handle
-            if not isinstance(schedule, keras.optimizers.schedules.CosineDecay):
-                raise TypeError(f"expected a CosineDecay learning rate, got {schedule!r}")
-            # A variable, read by the traced training step, so the re-planning reaches it.
-            self.decay_steps = tf.Variable(float(schedule.decay_steps), trainable=False)
-            schedule.decay_steps = self.decay_steps
             self.start = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
             self.steps += 1
-            if time.perf_counter() - self.start > seconds:
-                self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
             self.epochs += 1
-            mean = (time.perf_counter() - self.start) / self.epochs
-            self.planned = max(math.ceil(seconds / mean), 1)
-            self.decay_steps.assign(float(max(self.planned, self.epochs) * steps_per_epoch))
-            if self.epochs >= self.planned:
-                self.model.stop_training = True
 
         def on_train_end(self, logs=None):
             self.train_seconds = time.perf_counter() - self.start
 
-    return Budget()
+    return Stopwatch()
+
+
+def emdl_config(
+    training_xml,
+    validation_xml,
+    images_dir,
+    seed: int,
+    *,
+    budget_minutes: float | None = None,
+    epochs: int = MAX_EPOCHS,
+    steps_per_epoch: int = STEPS_PER_EPOCH,
+    **options,
+):
+    """The ``yolo_loops`` experiment's run config
+    (:func:`emdl.experiments.yolo_loops.detector_config`, its steps per epoch and resize, and
+    ``options`` of it such as ``window``) on the benchmark's split: trained on ``training_xml``,
+    validated on ``validation_xml``, with ``seed``, for ``budget_minutes`` (at most ``epochs``)
+    or, without a budget, ``epochs`` of ``steps_per_epoch``."""
+    from emdl.experiments.yolo_loops import detector_config
+
+    config = detector_config(
+        [str(training_xml)],
+        str(images_dir),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        longest_side=LONGEST_SIDE,
+        validation_fraction=0.0,
+        budget_minutes=budget_minutes,
+        **options,
+    )
+    return dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, validation_labels=(str(validation_xml),)),
+        training=dataclasses.replace(config.training, seed=seed),
+    )
 
 
 def run_emdl(training_xml, validation_xml, images_dir, out_dir, budget_s, seed) -> tuple:
     """Train and score emdl's detector (see the module docstring); (its row of the table, the
     run's config)."""
-    from emdl.experiments.yolo_loops import detector_config
     from emdl.train.run import train_run
 
     start = time.perf_counter()
-    config = detector_config(
-        [str(training_xml)],
-        str(images_dir),
-        epochs=MAX_EPOCHS,
-        steps_per_epoch=STEPS_PER_EPOCH,
-        longest_side=LONGEST_SIDE,
-        validation_fraction=0.0,
+    config = emdl_config(
+        training_xml, validation_xml, images_dir, seed, budget_minutes=budget_s / 60
     )
-    config = dataclasses.replace(
-        config,
-        data=dataclasses.replace(config.data, validation_labels=(str(validation_xml),)),
-        training=dataclasses.replace(config.training, seed=seed),
-    )
-    budget = budget_callback(budget_s, STEPS_PER_EPOCH)
-    result = train_run(config, out_dir, verbose=2, callbacks=[budget])
+    clock = stopwatch()
+    result = train_run(config, out_dir, verbose=2, callbacks=[clock])
     row = {
         **_scores(result.metrics),
-        "steps": budget.steps,
-        "epochs": budget.epochs,
-        "steps_per_second": budget.steps / budget.train_seconds,
-        "images_seen": budget.steps * config.data.batch_size,
-        "train_minutes": budget.train_seconds / 60,
+        "steps": clock.steps,
+        "epochs": clock.epochs,
+        "steps_per_second": clock.steps / clock.train_seconds,
+        "images_seen": clock.steps * config.data.batch_size,
+        "train_minutes": clock.train_seconds / 60,
         "total_minutes": (time.perf_counter() - start) / 60,
     }
     return row, result.config

@@ -1,5 +1,5 @@
 """The peer-free helpers of benchmarks/detector_vs_ultralytics.py: the split, the subset and YOLO
-files, the reader of the peer's boxes, its scoring, the table and the budget callback."""
+files, the reader of the peer's boxes, its scoring, the table and emdl's run config."""
 
 from __future__ import annotations
 
@@ -151,66 +151,19 @@ def test_table_and_ratios(bench):
     assert len(bench.table({"emdl": mine}).splitlines()) == 2
 
 
-def test_budget_callback_stops_training_and_stretches_the_decay(bench):
-    import keras
-
-    from emdl.train.config import TrainingConfig
-    from emdl.train.optimizer import adamw
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    training = TrainingConfig(epochs=1000, steps_per_epoch=4, learning_rate=0.1)
-    model.compile(optimizer=adamw(training), loss="mse")
-    x, y = np.ones((8, 2), np.float32), np.ones((8, 1), np.float32)
-    # A budget of 0 s: spent after the first batch.
-    budget = bench.budget_callback(0.0, 4)
-    model.fit(x, y, batch_size=2, epochs=1000, steps_per_epoch=4, callbacks=[budget], verbose=0)
-    assert (budget.steps, budget.epochs, budget.planned) == (1, 1, 1)
-    assert budget.train_seconds > 0
-    assert float(budget.decay_steps.numpy()) == 4.0  # 1 planned epoch of 4 steps
-
-    # A budget long enough for everything: the planned epochs follow the epoch time.
-    model.compile(optimizer=adamw(training), loss="mse")
-    budget = bench.budget_callback(3600.0, 4)
-    model.fit(x, y, batch_size=2, epochs=2, steps_per_epoch=4, callbacks=[budget], verbose=0)
-    assert (budget.steps, budget.epochs) == (8, 2)
-    assert budget.planned > 2
-    assert float(budget.decay_steps.numpy()) == 4.0 * budget.planned
-
-
-def test_budget_callback_reaches_the_traced_training_step(bench):
-    """After the first epoch the decay is made to end at step 1 (learning rate 0 from then on,
-    final fraction 0): the weights must stop changing, which they would not if the traced step
-    had kept the decay it was built with."""
-    import keras
-
-    from emdl.train.config import TrainingConfig
-    from emdl.train.optimizer import adamw
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    training = TrainingConfig(
-        epochs=1000, steps_per_epoch=4, learning_rate=0.1, final_learning_rate_fraction=0.0
+def test_emdl_trains_for_the_budget_through_the_library_option(bench, tmp_path):
+    config = bench.emdl_config(
+        tmp_path / "t.xml", tmp_path / "v.xml", tmp_path, 7, budget_minutes=20.0
     )
-    model.compile(optimizer=adamw(training), loss="mse")
-    budget = bench.budget_callback(3600.0, 4)
-    kept = {}
-
-    class EndDecay(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0:
-                budget.decay_steps.assign(1.0)
-                kept["weights"] = [w.copy() for w in model.get_weights()]
-
-    x, y = np.ones((8, 2), np.float32), 5 * np.ones((8, 1), np.float32)
-    model.fit(
-        x, y, batch_size=2, epochs=2, steps_per_epoch=4, callbacks=[budget, EndDecay()], verbose=0
-    )
-    assert budget.steps == 8
-    # Epoch 1 trained (its bias starts at 0 and moved), epoch 2 did not.
-    assert abs(float(kept["weights"][1][0])) > 0.1
-    for before, after in zip(kept["weights"], model.get_weights(), strict=True):
-        np.testing.assert_array_equal(before, after)
+    training = config.training
+    assert (training.budget_minutes, training.seed) == (20.0, 7)
+    assert (training.epochs, training.steps_per_epoch) == (bench.MAX_EPOCHS, 40)
+    assert config.data.labels == (str(tmp_path / "t.xml"),)
+    assert config.data.validation_labels == (str(tmp_path / "v.xml"),)
+    assert (config.data.window, config.model.longest_side) == (320, 640)
+    fixed = bench.emdl_config("t.xml", "v.xml", ".", 0, epochs=3, steps_per_epoch=5, window=640)
+    assert (fixed.training.budget_minutes, fixed.training.epochs) == (None, 3)
+    assert (fixed.training.steps_per_epoch, fixed.data.window, fixed.model.tile) == (5, 640, 1280)
 
 
 def test_bad_inputs_end_in_one_line_before_anything_runs(bench, folder, tmp_path, capsys):

@@ -1,11 +1,20 @@
 """The detector on loops111: <111> dislocation loops in 266 STEM images of irradiated steel.
 
-    python -m emdl.experiments.yolo_loops [--data-dir DIR] [--out RUN_DIR] [--epochs N]
+    python -m emdl.experiments.yolo_loops [--data-dir DIR] [--out RUN_DIR]
+        [--budget-minutes M] [--epochs N] [--steps-per-epoch N]
 
 Trains emdl's YOLO-style detector (keras-cv YOLOv8, "xs" backbone, from scratch) on
 ``$EMDL_DATA_DIR/loops111`` (or ``--data-dir``), holding out a tenth of the images, and prints
 AP, precision, recall and F1 on them beside Ultralytics' YOLOv8n trained on the same images for
-the same hour on this kind of machine. The default run ends within an hour on 2 CPU cores.
+the same hour on this kind of machine.
+
+By default it trains for 60 minutes (``--budget-minutes``, ``training.budget_minutes``): as many
+epochs of 40 steps as fit, re-planned after every epoch, the cosine decay of the learning rate
+stretched to the steps that fit (:mod:`emdl.train.budget`; Keras' progress line counts epochs up
+to the cap of 1000); evaluation, calibration and export follow, a few minutes more.
+``--epochs N`` alone trains exactly N epochs instead (as does ``--budget-minutes 0``, with 30
+epochs unless ``--epochs`` says otherwise); with both, the budget ends training after at most N
+epochs.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ GEOMETRY = {
     "translate": {"probability": 0.5, "range": [-0.1, 0.1]},
 }
 IMAGING = ("jitter", "background", "contrast", "blur", "poisson_noise", "gaussian_noise")
+BUDGET_MINUTES = 60.0  # the default run's training time
+EPOCHS = 30  # without a budget
+EPOCH_CAP = 1000  # with a budget and no --epochs: far more than fit in an hour on a CPU
 
 
 def detector_config(
@@ -40,10 +52,12 @@ def detector_config(
     window: int = 320,
     validation_fraction: float = 0.1,
     missing: str = "error",
+    budget_minutes: float | None = None,
 ):
     """A detector run: "xs" backbone, crops of ``window`` pixels of the micrographs resized to
     ``longest_side`` (or by ``scale``), flips, turns, zoom and the imaging effects, AdamW with a
-    cosine decay."""
+    cosine decay; ``epochs`` of ``steps_per_epoch`` steps, or with ``budget_minutes`` as many of
+    them as fit in that time (at most ``epochs``)."""
     from emdl.models.yolo import DetectorConfig
     from emdl.train.config import DataConfig, RunConfig, TrainingConfig
 
@@ -64,7 +78,11 @@ def detector_config(
             size="xs", longest_side=longest_side, scale=scale, tile=2 * window, overlap=window // 4
         ),
         training=TrainingConfig(
-            epochs=epochs, steps_per_epoch=steps_per_epoch, learning_rate=2e-3, weight_decay=5e-4
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            learning_rate=2e-3,
+            weight_decay=5e-4,
+            budget_minutes=budget_minutes,
         ),
     )
 
@@ -88,7 +106,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="the loops111 folder (default: $EMDL_DATA_DIR/loops111)")
     parser.add_argument("--out", default="runs/yolo_loops", help="run directory")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        help=f"minutes of training; 0: a fixed number of epochs (default: {BUDGET_MINUTES:g}, "
+        "or 0 when --epochs is given)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help=f"epochs to train (default {EPOCHS}); with a budget, the most it may take "
+        f"(default {EPOCH_CAP})",
+    )
     parser.add_argument("--steps-per-epoch", type=int, default=40)
     parser.add_argument(
         "--overwrite", action="store_true", help="train again over a finished run in --out"
@@ -106,13 +135,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from emdl.train.run import train_run
 
-    config = detector_config(
-        [str(labels)],
-        str(folder / "images"),
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        longest_side=640,
-    )
+    budget = args.budget_minutes
+    if budget is None:
+        budget = BUDGET_MINUTES if args.epochs is None else 0.0
+    epochs = args.epochs if args.epochs is not None else EPOCH_CAP if budget else EPOCHS
+    try:
+        config = detector_config(
+            [str(labels)],
+            str(folder / "images"),
+            epochs=epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            longest_side=640,
+            budget_minutes=budget or None,
+        )
+    except ValueError as exc:  # e.g. a negative budget
+        print(f"yolo_loops: {exc}", file=sys.stderr)
+        return 1
     from emdl.errors import EmdlError
 
     try:

@@ -7,7 +7,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from emdl.errors import EmdlError
 from emdl.train.backup import BACKUP, AtomicBackupAndRestore, AtomicModelCheckpoint
+from emdl.train.budget import BUDGET_STATE, Budget
+from emdl.train.config import TrainingConfig
 from emdl.train.strategy import workers_in_tf_config
 
 BEST_WEIGHTS = "best.weights.h5"
@@ -48,6 +51,7 @@ def run_callbacks(
     patience: int,
     chief: bool = True,
     replicas: int = 1,
+    training: TrainingConfig | None = None,
 ) -> list[keras.callbacks.Callback]:
     """Best checkpoint (``best.weights.h5`` by ``monitor``: lower is better for a loss, higher
     for anything else), BackupAndRestore
@@ -55,20 +59,32 @@ def run_callbacks(
     not at all (:mod:`emdl.train.backup`), early stopping after
     ``patience`` epochs without improvement (0: never), TerminateOnNaN, a CSV log
     (``history.csv``) and TensorBoard logs (``tensorboard/``); with several ``replicas`` (or
-    workers), :class:`AverageAcrossWorkers` first.
+    workers), :class:`AverageAcrossWorkers` first; when ``training`` sets ``budget_minutes``,
+    :class:`emdl.train.budget.Budget` (its state in ``backup/``, right after the backup's, so
+    that it resumes with it).
 
     Workers other than the chief of a multi-worker run checkpoint (and back up) into
     ``worker_tmp/`` beside it, as tf.distribute requires every worker to save but only one copy to
     be kept; the workers may share the run directory. The learning-rate schedule is part of the
-    optimizer (cosine decay), so it resumes with the step count.
+    optimizer (cosine decay), so it resumes with the step count (a budget's stretch of it is
+    put back from ``backup/``).
     """
     mode = "min" if monitor.endswith("loss") else "max"
     write_dir = run_dir if chief else run_dir / "worker_tmp"
     write_dir.mkdir(parents=True, exist_ok=True)
     distributed = replicas > 1 or workers_in_tf_config() > 1
     callbacks = [AverageAcrossWorkers()] if distributed else []
+    callbacks.append(AtomicBackupAndRestore(str(write_dir / BACKUP)))
+    if training is not None and training.budget_minutes is not None:
+        if workers_in_tf_config() > 1:
+            # Each worker would stop by its own clock, at different steps, and the collective
+            # ops of the others would wait for it forever.
+            raise EmdlError(
+                "training.budget_minutes: not supported with several workers (TF_CONFIG); "
+                "give training.epochs instead"
+            )
+        callbacks.append(Budget(training, write_dir / BACKUP / BUDGET_STATE))
     callbacks += [
-        AtomicBackupAndRestore(str(write_dir / BACKUP)),
         keras.callbacks.TerminateOnNaN(),
         AtomicModelCheckpoint(
             str(write_dir / BEST_WEIGHTS),

@@ -16,6 +16,7 @@ silently fall back to a default::
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -63,9 +64,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How long and how fast: ``epochs`` of ``steps_per_epoch`` batches; AdamW at
-    ``learning_rate`` with a cosine decay to ``final_learning_rate_fraction`` of it; with
-    ``ema_momentum`` above 0 an exponential moving average of the weights replaces them every
+    """How long and how fast: ``epochs`` of ``steps_per_epoch`` batches or, with
+    ``budget_minutes``, as many epochs as fit in that many minutes of training (``epochs`` then
+    only caps them; :mod:`emdl.train.budget`); AdamW at ``learning_rate`` after a linear warm-up
+    over the first ``warmup_steps`` steps (0: none), with a cosine decay to
+    ``final_learning_rate_fraction`` of it over the rest of the run (:mod:`emdl.train.optimizer`);
+    with ``ema_momentum`` above 0 an exponential moving average of the weights replaces them every
     epoch (off by default: it slows short runs down more than it smooths them);
     ``early_stopping_patience`` epochs without a better ``monitor`` stop the run (0: never);
     ``monitor`` (None: the model kind's own, "val_iou" or "val_loss") also picks the best
@@ -86,6 +90,8 @@ class TrainingConfig:
     seed: int = 0
     mixed_precision: bool | str = "auto"
     pretrained: str | None = None
+    budget_minutes: float | None = None
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.pretrained is not None and not (
@@ -111,6 +117,17 @@ class TrainingConfig:
             raise ValueError(f"training: learning_rate must be positive, got {self.learning_rate}")
         if not 0 <= self.ema_momentum < 1:
             raise ValueError(f"training: ema_momentum must be in [0, 1), got {self.ema_momentum}")
+        if self.budget_minutes is not None and not 0 < self.budget_minutes < math.inf:
+            raise ValueError(
+                "training.budget_minutes: expected a positive number of minutes (null: train "
+                f"for the epochs given), got {json.dumps(self.budget_minutes)}"
+            )
+        steps = self.epochs * self.steps_per_epoch
+        if not 0 <= self.warmup_steps < steps:
+            raise ValueError(
+                f"training.warmup_steps: expected 0 to {steps - 1} (fewer than the run's epochs x "
+                f"steps_per_epoch = {steps} steps), got {self.warmup_steps}"
+            )
 
 
 @dataclass(frozen=True)

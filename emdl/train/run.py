@@ -25,7 +25,12 @@ from emdl.data.sources import split_by_image
 from emdl.errors import InputError
 from emdl.io.atomic import atomic_path, write_text
 from emdl.train.backup import check_restart, disk_full_is_one_line
-from emdl.train.calibration import calibrate, calibration_line, write_calibration
+from emdl.train.calibration import (
+    calibrate,
+    calibrated_config,
+    calibration_line,
+    write_calibration,
+)
 from emdl.train.callbacks import BEST_WEIGHTS, run_callbacks
 from emdl.train.config import RunConfig
 from emdl.train.pretrained import start_from_pretrained
@@ -170,6 +175,7 @@ def _train(
                     patience=config.training.early_stopping_patience,
                     chief=chief,
                     replicas=strategy.num_replicas_in_sync,
+                    training=config.training,
                 ),
                 *callbacks,
             ],
@@ -221,7 +227,8 @@ def _remove_run_files(run_dir: Path) -> None:
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
-    """The config and the trained model (best weights) of a finished run directory.
+    """The config and the trained model (best weights) of a finished run directory; the
+    config with the model settings its calibration chose (:func:`calibrated_config`).
 
     Raises:
         InputError: ``run_dir`` holds no run (no ``config.json``), or an unfinished one (no
@@ -241,4 +248,4 @@ def load_run(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
     config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     model = config.model_kind.build(config, compiled=False)
     model.load_weights(run_dir / BEST_WEIGHTS)
-    return config, model
+    return calibrated_config(run_dir, config), model

@@ -1,0 +1,96 @@
+"""The training-free parts of benchmarks/detector_ablation.py: the variants' configs (each one
+change to the yolo_loops baseline, at the same steps), the variant list, the table and the
+one-line refusals before anything trains."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from tests.conftest import REPO, box_xml, cvat_text
+
+
+@pytest.fixture(scope="module")
+def ablation():
+    path = REPO / "benchmarks" / "detector_ablation.py"
+    spec = importlib.util.spec_from_file_location("detector_ablation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ARGS = SimpleNamespace(
+    epochs=30, steps_per_epoch=40, ema_momentum=0.9, warmup_steps=None, seed=3
+)  # fmt: skip
+
+
+def test_each_variant_changes_one_thing_at_the_same_steps(ablation):
+    configs = {
+        name: ablation.variant_config(name, "t.xml", "v.xml", "images", ARGS)
+        for name in ablation.VARIANTS
+    }
+    baseline = configs["baseline"]
+    assert baseline.training.budget_minutes is None and baseline.training.seed == 3
+    assert (baseline.training.epochs, baseline.training.steps_per_epoch) == (30, 40)
+    assert (baseline.training.ema_momentum, baseline.training.warmup_steps) == (0.0, 0)
+    assert baseline.data.validation_labels == ("v.xml",) and baseline.data.window == 320
+
+    def changes(config):
+        """The settings in which ``config`` differs from the baseline's."""
+        found = {}
+        for section in ("data", "model", "training"):
+            mine, theirs = getattr(config, section), getattr(baseline, section)
+            for field in dataclasses.fields(mine):
+                if getattr(mine, field.name) != getattr(theirs, field.name):
+                    found[f"{section}.{field.name}"] = getattr(mine, field.name)
+        return found
+
+    assert changes(configs["ema"]) == {"training.ema_momentum": 0.9}
+    assert changes(configs["warmup"]) == {"training.warmup_steps": 120}  # 3 epochs of 40
+    assert changes(configs["whole"]) == {
+        "data.window": 640, "data.stride": 640, "model.tile": 1280, "model.overlap": 160,
+    }  # fmt: skip
+    short = SimpleNamespace(**{**vars(ARGS), "epochs": 2, "steps_per_epoch": 2})
+    assert ablation.warmup_steps(short) == 3  # fewer than the run's 4 steps
+
+
+def test_variants_and_table(ablation):
+    assert ablation.parse_variants(" ema,baseline ") == ["ema", "baseline"]
+    for bad in ("ema,ema", "sgd", ","):
+        with pytest.raises(ValueError, match="expected distinct names among baseline, ema"):
+            ablation.parse_variants(bad)
+    row = {"variant": "ema", "ap50": 0.5, "ap50_95": 0.25, "precision50": 0.75,
+           "recall50": 0.5, "f1_50": 0.6, "count_error": 1.5, "steps": 1200,
+           "train_seconds": 61.4}  # fmt: skip
+    lines = ablation.table([row]).splitlines()
+    assert lines[0].split() == ["variant", "AP50", "AP50:95", "P", "R", "F1", "count", "err",
+                                "steps", "train", "s"]  # fmt: skip
+    assert lines[1].split() == ["ema", "0.500", "0.250", "0.750", "0.500", "0.600", "1.50",
+                                "1200", "61"]  # fmt: skip
+
+
+def test_bad_inputs_end_in_one_line_before_anything_trains(ablation, tmp_path, capsys):
+    data = tmp_path / "data"
+    out = tmp_path / "out"
+    common = ["--data-dir", str(data), "--out", str(out)]
+    assert ablation.main([*common, "--variants", "sgd"]) == 1
+    assert "--variants 'sgd': expected distinct names" in capsys.readouterr().err
+    assert ablation.main(common) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "loops111/annotations.xml: not found" in err
+    (data / "loops111" / "images").mkdir(parents=True)
+    xml = cvat_text(box_xml("a.png", 64, [(4, 4, 20, 20)], label="loop"), labels=("loop",))
+    (data / "loops111" / "annotations.xml").write_text(xml)
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    assert ablation.main(common) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not this benchmark's folder with the same settings" in err
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    (out / "settings.json").write_text(json.dumps({"seed": 1}))
+    assert ablation.main(common) == 1
+    assert "same settings" in capsys.readouterr().err
