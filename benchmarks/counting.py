@@ -17,6 +17,8 @@ distance-transform watershed: no learning), ``unet`` (the two-class U-Net + the 
 instances grow from the peaks of the distance map it learned), the plain U-Net's watershed at
 ``--split-depth`` pixels (default its rule), ``maskrcnn`` (the experiment's Mask R-CNN; slow),
 each optionally with ``+tta``. Data: ``--data-dir``, else ``$EMDL_DATA_DIR/bubbles``.
+``--synthetic DIR`` trains every model on the training image and the synthetic images of an
+``emdl synth --kind bubbles`` folder together (its runs named ``...-synth``).
 
 ``--detector-run RUN`` adds loops111's counts: the finished detector run ``RUN`` (e.g.
 ``benchmarks/detector_vs_ultralytics.py``'s ``OUT/emdl``) on its validation images
@@ -68,17 +70,38 @@ def trained(method: str, folder: Path, train_index: int, args, out: Path):
     return (config.with_model(tta=True) if method.endswith("+tta") else config), model
 
 
+def _with_synthetic(folder: Path, train_index: int, synthetic: Path, out: Path):
+    """Labels and an image folder (links, in ``out``) of the real training image and the
+    synthetic images of ``synthetic`` (a folder ``emdl synth`` wrote)."""
+    if not (synthetic / "annotations.xml").is_file():
+        raise SystemExit(
+            f"counting: {synthetic}: no annotations.xml (an `emdl synth --out` folder)"
+        )
+    images = out / f"images-train{train_index + 1}-synth"
+    images.mkdir(parents=True, exist_ok=True)
+    for path in [folder / IMAGES[train_index], *sorted((synthetic / "images").iterdir())]:
+        link = images / path.name
+        if not link.exists():
+            link.symlink_to(path.resolve())
+    return [str(folder / LABELS[train_index]), str(synthetic / "annotations.xml")], images
+
+
 def _train(method: str, folder: Path, train_index: int, args, out: Path):
     from emdl.experiments import maskrcnn_bubbles, unet_bubbles
     from emdl.train.run import train_run
 
     labels = [str(folder / LABELS[train_index])]
+    images = folder
+    if args.synthetic:
+        labels, images = _with_synthetic(folder, train_index, Path(args.synthetic), out)
+        method += "-synth"
     settings = {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "hold_out": False}
     if method.startswith("maskrcnn"):
-        config = maskrcnn_bubbles.default_config(labels, str(folder), **settings)
+        config = maskrcnn_bubbles.default_config(labels, str(images), **settings)
     else:
         config = unet_bubbles.default_config(folder, **settings)
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, labels=labels))
+        data = dataclasses.replace(config.data, labels=tuple(labels), images=str(images))
+        config = dataclasses.replace(config, data=data)
         if method.startswith("unet-borders"):
             config = config.with_model(
                 border_width=args.border_width, border_weight=args.border_weight
@@ -169,6 +192,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--peak-depth", type=float, default=0.15, help="unet-distance's peak depth")
     parser.add_argument(
+        "--synthetic",
+        metavar="DIR",
+        help="also train every model on this `emdl synth` folder's images (run names end -synth)",
+    )
+    parser.add_argument(
         "--detector-run",
         help="a finished loops111 detector run to count with (e.g. the detector benchmark's)",
     )
@@ -203,6 +231,8 @@ def main(argv=None) -> int:
         label = method.replace("unet-borders", borders).replace("unet-distance", distance)
         if args.split_depth and method.split("+")[0] == "unet":
             label = label.replace("unet", f"unet-split{args.split_depth:g}", 1)
+        if args.synthetic and not method.startswith("otsu"):
+            label = label.replace("+", "-synth+", 1) if "+" in label else label + "-synth"
         predicted_all, truth_all, pairs, seconds = [], [], [], 0.0
         for held_out in (0, 1):
             name = IMAGES[held_out]

@@ -108,11 +108,12 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from emdl.commands.predict import predict_images
+    from emdl.commands.predict import predict_images, split_runs
 
+    runs, images = split_runs([args.run_dir, *args.images])
     report = predict_images(
-        args.run_dir,
-        args.images,
+        runs[0],
+        images,
         args.out,
         pixel_size_nm=args.pixel_size,
         thickness_nm=args.thickness,
@@ -123,6 +124,7 @@ def _predict(args: argparse.Namespace) -> None:
         tta=args.tta,
         uncertainty=args.uncertainty,
         overwrite=args.overwrite,
+        ensemble=runs[1:],
     )
     print(report.summary())
     if report.comparison is not None:
@@ -335,7 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find defects in micrographs with a trained run and measure them: "
         "defects.csv, summary.csv, overlays, a size histogram and CVAT annotations.xml in --out.",
     )
-    predict.add_argument("run_dir", help=run_help)
+    predict.add_argument(
+        "run_dir",
+        help=f"{run_help}; more run directories right after it (folders with config.json) "
+        "make an ensemble: RUN1 RUN2 ... IMAGES, predicting with RUN1's settings",
+    )
     predict.add_argument("images", nargs="+", help="image files and/or folders of images")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument(
@@ -363,8 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--uncertainty",
         action="store_true",
-        help="also predict each image in its 8 flips and turns: per-defect agreement, per-image "
-        "uncertainty and uncertainty maps (8 times the time)",
+        help="also predict each image in its 8 flips and turns (with an ensemble: by each run "
+        "alone): per-defect agreement, per-image uncertainty and uncertainty maps (8 times the "
+        "time; an ensemble of N runs twice)",
     )
     predict.add_argument(
         "--overwrite",

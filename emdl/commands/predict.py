@@ -22,6 +22,10 @@ is bounded by one image and its tiles, and each image's rows are written as soon
   ``defects.csv`` (the fraction of the views that find the defect,
   :func:`emdl.predict.uncertainty.view_agreement`) and ``uncertainty`` / ``unexplained``
   columns in ``summary.csv`` (the image's uncertainty, and the views' defects matching none);
+- with an ensemble of runs (``ensemble``, :func:`load_predictors`), the same files from the
+  runs predicting together (:mod:`emdl.predict.ensemble`), and with ``uncertainty`` the
+  ``agreement`` the fraction of the runs finding each defect
+  (:func:`emdl.predict.ensemble.member_agreement`) instead of the views';
 - ``.emdl-predict.json``: the list of the files above, written first, so that a later
   ``predict`` into the same folder with ``overwrite`` removes them (and no other file).
 
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -66,6 +71,7 @@ from emdl.io.atomic import atomic_path, open_atomic
 from emdl.io.image import SUPPORTED_SUFFIXES, read_micrograph
 from emdl.io.labels import read_labels
 from emdl.io.outputs import check_output_folder, read_manifest, remove_outputs, write_manifest
+from emdl.predict.ensemble import Ensemble, member_agreement
 from emdl.predict.instances import Instances
 from emdl.predict.uncertainty import view_agreement
 from emdl.train.calibration import postprocessing
@@ -171,6 +177,69 @@ def load_predictor(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
         raise InputError(run_dir, f"not a usable run directory ({reason})") from None
 
 
+def split_runs(arguments: Sequence[str | os.PathLike]) -> tuple[list[str], list[str]]:
+    """``emdl predict``'s positional arguments as ``(runs, inputs)``: the first is a run; so is
+    each one after it that is a run directory (a folder with ``config.json``), up to the first
+    that is not, which starts the images (files and folders). An InputError names a run
+    directory given after an image, and a lone run with nothing to predict."""
+    arguments = [str(a) for a in arguments]
+    count = 1
+    while count < len(arguments) and (Path(arguments[count]) / "config.json").is_file():
+        count += 1
+    runs, inputs = arguments[:count], arguments[count:]
+    for item in inputs:
+        if (Path(item) / "config.json").is_file():
+            raise InputError(item, "is a run directory; give the runs before the images")
+    if runs and not inputs:
+        raise InputError(runs[-1], "is a run directory, and no images follow it")
+    return runs, inputs
+
+
+# Settings of the model section an ensemble's members must share beyond kind and classes: what
+# a U-Net's output channels mean (``labels``: with a border class or not; a learned distance
+# map or not), and the scale and tile at which detectors and Mask R-CNNs see the micrograph
+# (members predict the first run's tiles). A kind's config has only some of them.
+SHARED_SETTINGS = ("labels", "distance", "resize", "tile")
+
+
+def load_predictors(run_dirs: Sequence[str | os.PathLike]) -> tuple[RunConfig, keras.Model]:
+    """The first run's config and its model, or for several runs an
+    :class:`~emdl.predict.ensemble.Ensemble` of theirs (which predicts with the first run's
+    settings). An InputError naming the run that is not usable (:func:`load_predictor`), of
+    another kind, with other classes or other :data:`SHARED_SETTINGS` than the first."""
+    first, config, model = run_dirs[0], *load_predictor(run_dirs[0])
+    if len(run_dirs) == 1:
+        return config, model
+    models = [model]
+    for run_dir in run_dirs[1:]:
+        other, member = load_predictor(run_dir)
+        if other.model_kind is not config.model_kind:
+            raise InputError(
+                run_dir,
+                f"is a {other.kind} run but {first} is a {config.kind} run; an "
+                "ensemble's runs must be of one kind",
+            )
+        if list(other.classes) != list(config.classes):
+            raise InputError(
+                run_dir,
+                f"predicts the classes {list(other.classes)} but {first} predicts "
+                f"{list(config.classes)}; an ensemble's runs must predict the same classes",
+            )
+        for name in SHARED_SETTINGS:
+            mine, theirs = getattr(config.model, name, None), getattr(other.model, name, None)
+            if mine != theirs:
+                raise InputError(
+                    run_dir,
+                    f"has model {name} {theirs} but {first} has {mine}; an ensemble's "
+                    "runs must agree on it",
+                )
+        models.append(member)
+    iou = getattr(config.model, "iou_threshold", 0.5)
+    return config, Ensemble(
+        models, pixels=config.model_kind.target == "semantic", iou_threshold=iou
+    )
+
+
 def _truth_index(labels: Sequence[str | os.PathLike]) -> dict[str, tuple[str, ImageAnnotation]]:
     """Labeled images by name and by file name: ``(label file, annotation)``."""
     index: dict[str, tuple[str, ImageAnnotation]] = {}
@@ -274,10 +343,17 @@ def predict_images(
     tta: bool = False,
     uncertainty: bool = False,
     overwrite: bool = False,
+    ensemble: Sequence[str | os.PathLike] = (),
 ) -> PredictionReport:
     """Predict the defects of every image in ``inputs`` (files and folders, see
     :func:`image_paths`) with the run in ``run_dir`` and write the module's files to
     ``out_dir``.
+
+    ``ensemble``: more runs to predict with together with ``run_dir``
+    (:mod:`emdl.predict.ensemble`: U-Net probabilities averaged, detections merged across the
+    runs; checked by :func:`load_predictors`), with ``run_dir``'s tiling, calibration and
+    threshold; with ``uncertainty``, the agreement is then that of the runs (the fraction of
+    them that find each defect of the ensemble) instead of the views'.
 
     ``pixel_size_nm`` (nm per pixel), when given, replaces the pixel size the files record.
     ``thickness_nm``: the foil thickness in nm, for the defects per m^3 and the swelling of
@@ -304,7 +380,7 @@ def predict_images(
         raise ValueError(f"the threshold must be in [0, 1), got {threshold}")
     paths = image_paths(inputs)
     truth_index = _truth_index(labels)
-    config, model = load_predictor(run_dir)
+    config, model = load_predictors([run_dir, *ensemble])
     if tta:
         config = config.with_model(tta=True)
     default_t, default_area = postprocessing(run_dir, config)
@@ -320,7 +396,7 @@ def predict_images(
     targets += [out_dir / "comparison.csv"] if labels else []
     maps = [out_dir / "uncertainty" / overlay.name for overlay in overlays]
     targets += maps if uncertainty else []
-    _prepare_output(out_dir, targets, [run_dir, *inputs, *paths, *labels], overwrite)
+    _prepare_output(out_dir, targets, [run_dir, *ensemble, *inputs, *paths, *labels], overwrite)
 
     report = PredictionReport(out_dir)
     predicted_images: list[ImageAnnotation] = []
@@ -367,12 +443,17 @@ def predict_images(
                 continue
             size_nm = pixel_size_nm if pixel_size_nm is not None else micrograph.pixel_size_nm
 
-            def find(image: np.ndarray) -> Instances:
+            def find(image: np.ndarray, model: keras.Model = model) -> Instances:
                 return config.model_kind.instances(
                     model, image, config, threshold=threshold, min_area=min_area
                 )
 
-            agreed = view_agreement(find, micrograph.image) if uncertainty else None
+            agreed = None
+            if uncertainty and ensemble:
+                own = [functools.partial(find, model=member) for member in model.members]
+                agreed = member_agreement(find, own, micrograph.image)
+            elif uncertainty:
+                agreed = view_agreement(find, micrograph.image)
             instances = find(micrograph.image) if agreed is None else agreed.instances
             defects = instance_defects(instances, classes)
             rows = [defect.row(name, size_nm) for defect in defects]

@@ -182,13 +182,15 @@ def _fuse(
     views: np.ndarray,
     masks: np.ndarray | None,
     iou_threshold: float,
+    sources: int = VIEWS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """One tile's detections of all views (already mapped back), fused into one set.
 
     ``boxes`` float ``(N, 4)`` xyxy, ``classes`` ``(N,)``, ``scores`` float ``(N,)``, ``views``
-    int ``(N,)`` (which transform saw each), ``masks`` float ``(N, M, M)`` or None. Returns
-    boxes float32 ``(n, 4)``, classes ``(n,)``, confidence float32 ``(n,)`` and masks float32
-    ``(n, M, M)`` or None, sorted by descending confidence (see :func:`tta_detections`).
+    int ``(N,)`` (which transform saw each, or which of ``sources`` models), ``masks`` float
+    ``(N, M, M)`` or None. Returns boxes float32 ``(n, 4)``, classes ``(n,)``, confidence
+    float32 ``(n,)`` and masks float32 ``(n, M, M)`` or None, sorted by descending confidence
+    (see :func:`tta_detections`; the confidence is the mean over all ``sources``).
     """
     clusters: list[list[int]] = []  # member indices, in the order they joined
     fused = np.zeros((0, 4))  # each cluster's current score-weighted box
@@ -210,7 +212,7 @@ def _fuse(
             clusters.append([i])
             fused = np.concatenate([fused, boxes[i : i + 1]])
         fused[k] = _weighted_box(boxes[clusters[k]], scores[clusters[k]])
-    fused_scores = [scores[c].mean() * len(c) / VIEWS for c in clusters]
+    fused_scores = [scores[c].mean() * len(c) / sources for c in clusters]
     rank = np.argsort(-np.array(fused_scores, np.float64), kind="stable")
     fused_masks = None
     if masks is not None:
@@ -293,23 +295,37 @@ def tta_detections(
                 found[b].append((v, boxes, out["classes"][j, :n], out["confidence"][j, :n], masks))
         if len(with_masks) > 1:
             raise ValueError("predict_batch returned masks for some batches but not for others")
-        fused = []
-        for views in found:  # each tile has its eight views
-            v, boxes, classes, scores, masks = zip(*views, strict=True)
-            counts = [len(s) for s in scores]
-            fused.append(
-                _fuse(
-                    np.concatenate(boxes).reshape(-1, 4),
-                    np.concatenate(classes),
-                    np.concatenate(scores).astype(np.float64),
-                    np.repeat(v, counts),
-                    np.concatenate(masks) if masks[0] is not None else None,
-                    iou_threshold,
-                )
-            )
-        return _padded(fused, len(tiles))
+        return fuse_sources(found, iou_threshold, VIEWS)
 
     return augmented
+
+
+def fuse_sources(found: list[list[tuple]], iou_threshold: float, sources: int) -> dict:
+    """Each tile's detections from ``sources`` sources (the eight views of
+    :func:`tta_detections`, or the members of an ensemble, :mod:`emdl.predict.ensemble`) fused
+    into one set per tile, as :func:`tta_detections` describes, in its output dict format.
+
+    ``found[b]``: tile ``b``'s ``(source, boxes, classes, scores, masks)`` per source, with
+    ``source`` an int in ``[0, sources)``, ``boxes`` float ``(n, 4)`` "xyxy" in the tile's
+    pixels, ``classes`` ``(n,)``, ``scores`` float ``(n,)`` and ``masks`` float ``(n, M, M)``
+    or None (for every source alike); every tile lists every source once.
+    """
+    fused = []
+    for views in found:
+        v, boxes, classes, scores, masks = zip(*views, strict=True)
+        counts = [len(s) for s in scores]
+        fused.append(
+            _fuse(
+                np.concatenate(boxes).reshape(-1, 4),
+                np.concatenate(classes),
+                np.concatenate(scores).astype(np.float64),
+                np.repeat(v, counts),
+                np.concatenate(masks) if masks[0] is not None else None,
+                iou_threshold,
+                sources,
+            )
+        )
+    return _padded(fused, len(found))
 
 
 def _padded(fused: list, count: int) -> dict:

@@ -15,18 +15,23 @@ itself:
 - **image uncertainty**: ``(sum of object uncertainties + unexplained) / (objects +
   unexplained)``, the mean uncertainty over the defects and the unexplained ones (each of those
   counted as fully uncertain), 0 for an image where no view finds anything.
+
+The comparison itself (:func:`agreement`) takes any predictions of the image in its own
+coordinates, whatever made them: the eight views mapped back here (:func:`view_agreement`), or
+the members of an ensemble of runs (:func:`emdl.predict.ensemble.member_agreement`), whose
+agreement is then the fraction of the members that find each defect of the ensemble.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from emdl.boxes import box_iou
 from emdl.predict.instances import Instances
-from emdl.predict.tta import DIHEDRAL, VIEWS, Transform
+from emdl.predict.tta import DIHEDRAL, Transform
 
 IOU_THRESHOLD = 0.5
 
@@ -34,9 +39,9 @@ IOU_THRESHOLD = 0.5
 @dataclass(frozen=True)
 class Agreement:
     """The prediction of one image with its views' agreement. ``instances``: the prediction
-    (identity view). ``agreement``: float64 ``(N,)``, the fraction of the eight views that
-    found each defect. ``unexplained``: the views' defects that match no predicted one, per
-    view (float, their count / 8)."""
+    (identity view). ``agreement``: float64 ``(N,)``, the fraction of the eight views (or of an
+    ensemble's members) that found each defect. ``unexplained``: the views' defects that match
+    no predicted one, per view (float, their count / 8, or / the members)."""
 
     instances: Instances
     agreement: np.ndarray
@@ -82,10 +87,31 @@ def _mask_iou(labels: np.ndarray, count: int, other: np.ndarray, other_count: in
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 
-def _iou(found: Instances, seen: Instances, labels_back: np.ndarray | None) -> np.ndarray:
-    if found.labels is not None and labels_back is not None:
-        return _mask_iou(found.labels, len(found), labels_back, len(seen))
-    return box_iou(found.boxes, seen.boxes)
+def _iou(found: Instances, seen: Instances) -> np.ndarray:
+    if found.labels is not None and seen.labels is not None:
+        return _mask_iou(found.labels, len(found), seen.labels, len(seen))
+    return box_iou(found.boxes, seen.boxes).reshape(len(found), len(seen))
+
+
+def agreement(
+    found: Instances, others: Iterable[Instances], *, iou_threshold: float = IOU_THRESHOLD
+) -> Agreement:
+    """:class:`Agreement` of the prediction ``found`` with ``others``, predictions of the same
+    image in its coordinates (pixel IoU when both have masks, else box IoU): a defect's
+    agreement is the fraction of ``others`` with a defect at IoU >= ``iou_threshold``, and
+    the defects of ``others`` that match none count as unexplained (divided by their number).
+    ``others`` is iterated once (a generator keeps one prediction in memory at a time); an
+    empty one gives agreement 1 and nothing unexplained."""
+    agrees = np.zeros(len(found), np.int64)
+    unmatched = sources = 0
+    for seen in others:
+        matched = _iou(found, seen) >= iou_threshold
+        agrees += matched.any(axis=1)
+        unmatched += int((~matched.any(axis=0)).sum())
+        sources += 1
+    if sources == 0:
+        return Agreement(found, np.ones(len(found)), 0.0)
+    return Agreement(found, agrees / sources, unmatched / sources)
 
 
 def view_agreement(
@@ -99,25 +125,17 @@ def view_agreement(
     image = np.asarray(image)
     height, width = image.shape[:2]
     found = predict(np.ascontiguousarray(image))
-    agrees = np.zeros(len(found), np.int64)
-    unmatched = 0
-    for index, view in enumerate(DIHEDRAL):
-        seen = found if index == 0 else predict(np.ascontiguousarray(view.forward(image, (0, 1))))
-        labels_back = None
-        if seen.labels is not None:
-            labels_back = np.ascontiguousarray(view.inverse(seen.labels, (0, 1)))
-        else:
-            seen = Instances(
-                None,
-                _boxes_back(view, seen.boxes, height, width).astype(np.float32),
-                seen.classes,
-                seen.scores,
-                seen.touches_edge,
-                height,
-                width,
+
+    def views():
+        yield found  # the identity view always agrees with itself
+        for view in DIHEDRAL[1:]:
+            seen = predict(np.ascontiguousarray(view.forward(image, (0, 1))))
+            labels = seen.labels
+            if labels is not None:
+                labels = np.ascontiguousarray(view.inverse(labels, (0, 1)))
+            boxes = _boxes_back(view, seen.boxes, height, width).astype(np.float32)
+            yield Instances(
+                labels, boxes, seen.classes, seen.scores, seen.touches_edge, height, width
             )
-        iou = _iou(found, seen, labels_back).reshape(len(found), len(seen))
-        matched = iou >= iou_threshold
-        agrees += matched.any(axis=1)
-        unmatched += int((~matched.any(axis=0)).sum())
-    return Agreement(found, agrees / VIEWS, unmatched / VIEWS)
+
+    return agreement(found, views(), iou_threshold=iou_threshold)
