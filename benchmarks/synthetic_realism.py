@@ -1,7 +1,7 @@
 """How real are the synthetic bubbles? A U-Net trained on synthetic bubbles alone, scored on the
 lecture's two real images, for a few settings of the image model.
 
-    python benchmarks/synthetic_realism.py [--data-dir DIR] [--settings default,coherent,...]
+    python benchmarks/synthetic_realism.py [--data-dir DIR] [--settings byeye,coherent,...]
         [--images 16] [--size 512] [--epochs 16] [--steps-per-epoch 30] [--out runs/realism]
 
 Per setting: ``--images`` synthetic ``--size`` x ``--size`` bubble images (``emdl synth --kind
@@ -11,16 +11,21 @@ epochs of 30 steps; nothing held out, so no calibration), which is then scored o
 images (never seen, never used to choose anything in the run): foreground IoU pooled over both,
 and with ``emdl predict``'s default post-processing (threshold 0.5, ``--min-area`` 10) the count
 error (predicted minus true, % of true) and the mean equivalent diameter error of the bubbles
-not cut by the edge (%). Runs already trained in ``--out`` are reused.
+not cut by the edge (%). Runs already trained in ``--out`` are reused. The README's table was
+measured with ``--images 12 --epochs 8 --steps-per-epoch 30`` (``highdose`` not run).
 
-Settings (changes to ``emdl.synth.presets.preset("bubbles")``):
+Settings (changes to ``byeye``, the bubble preset as it was matched by eye to the real images;
+``large`` scored best and is now ``emdl.synth.presets.preset("bubbles")``):
 
-- ``default``: the preset (df 2000 nm, alpha 1 mrad, MTF 2.5 px, 5 e-/A^2, 0.2 nm/px);
+- ``byeye``: df 2000 nm, alpha 1 mrad, MTF 2.5 px, 5 e-/A^2, 0.2 nm/px, median diameter 16 nm,
+  3e22 m^-3, apart in projection;
 - ``coherent``: a field-emission gun's coherence and a sharp camera (alpha 0.1 mrad, MTF 1 px);
 - ``defocus500``: 500 nm under-focus instead of 2000 (thinner Fresnel fringes);
 - ``highdose``: 50 e-/A^2 instead of 5 (little noise);
-- ``large``: bubbles of median diameter 19 nm (about the real images' size at 0.2 nm/px);
-- ``nofringe``: in focus (df 0): the cavities show by their absorption only.
+- ``large``: bubbles of median diameter 19 nm (the preset now);
+- ``nofringe``: in focus (df 0): the cavities show by their absorption only;
+- ``touching``: 1.5 times the number density (4.5e22 m^-3) and spheres that only must not
+  intersect (``overlap="volume"``), so projections touch and overlap as in the real images.
 
 Data: ``--data-dir``, else ``$EMDL_DATA_DIR/bubbles``.
 """
@@ -39,17 +44,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 IMAGES = ("DL_for_Microscopy_Train_Img_1.png", "DL_for_Microscopy_Train_Img_2.png")
 LABELS = ("DL_for_Microscopy_Train_Lab_1.xml", "DL_for_Microscopy_Train_Lab_2.xml")
-SETTINGS = ("default", "coherent", "defocus500", "highdose", "large", "nofringe")
+SETTINGS = ("byeye", "coherent", "defocus500", "highdose", "large", "nofringe", "touching")
+# The bubble preset as it was matched by eye, before this benchmark chose 19 nm: the settings
+# are changes to it, so that the README's table reproduces.
+BY_EYE_DIAMETER_NM = 16.0
 
 
 def scene_settings(name: str):
-    """The bubbles preset with the changes of setting ``name``."""
+    """The by-eye bubbles settings with the changes of setting ``name``."""
     from emdl.synth.presets import preset
 
-    base = preset("bubbles")
-    optics, detector = base.optics, base.detector
     replace = dataclasses.replace
-    if name == "default":
+    base = preset("bubbles")
+    (bubbles,) = base.populations
+    base = replace(base, populations=(replace(bubbles, median_diameter_nm=BY_EYE_DIAMETER_NM),))
+    optics, detector = base.optics, base.detector
+    if name == "byeye":
         return base
     if name == "coherent":
         return replace(
@@ -66,6 +76,12 @@ def scene_settings(name: str):
         return replace(base, populations=(replace(bubbles, median_diameter_nm=19.0),))
     if name == "nofringe":
         return replace(base, optics=replace(optics, defocus_nm=0.0))
+    if name == "touching":
+        # The real images hold more bubbles (51 in two, edge-cut ones included) and more of them
+        # touch than byeye's (about 20 an image, never overlapping in projection).
+        (bubbles,) = base.populations
+        crowded = replace(bubbles, density=1.5 * bubbles.density, overlap="volume")
+        return replace(base, populations=(crowded,))
     raise SystemExit(f"synthetic_realism: unknown setting {name!r}; known: {', '.join(SETTINGS)}")
 
 
