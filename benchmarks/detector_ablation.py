@@ -68,13 +68,8 @@ def _load_peer_benchmark():
 
 VS = _load_peer_benchmark()
 WHOLE = VS.LONGEST_SIDE  # the window that holds a whole resized micrograph
-COLUMNS = (  # (row key, heading, format)
-    ("ap50", "AP50", "{:.3f}"),
-    ("ap50_95", "AP50:95", "{:.3f}"),
-    ("precision50", "P", "{:.3f}"),
-    ("recall50", "R", "{:.3f}"),
-    ("f1_50", "F1", "{:.3f}"),
-    ("count_error", "count err", "{:.2f}"),
+COLUMNS = (  # (row key, heading, format): the scores as the side-by-side prints them
+    *VS.COLUMNS[:6],
     ("steps", "steps", "{:.0f}"),
     ("train_seconds", "train s", "{:.0f}"),
 )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage import io as skio
 
-from emdl.experiments import bubbles, maskrcnn_bubbles
+from emdl.experiments import maskrcnn_bubbles
 from tests.conftest import BUBBLE_BOXES, box_image
 
 SHORT = ["--epochs", "1", "--steps-per-epoch", "1"]
@@ -56,17 +56,3 @@ def test_with_the_test_pair_it_scores_the_test_image(
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == f"data: {bubbles_folder}; evaluating on test_image.png"
     assert lines[-1].startswith(f"IoU {metrics['iou']:.3f} on the test image")
-
-
-@pytest.mark.slow
-def test_synthetic_trains_and_scores_on_generated_bubbles(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(bubbles, "SYNTHETIC_COUNT", 4)
-    monkeypatch.setattr(bubbles, "SYNTHETIC_SIZE", 256)
-    out = tmp_path / "run"
-    assert maskrcnn_bubbles.main(["--synthetic", "--out", str(out), *SHORT]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["synthetic"] is True and metrics["evaluated_on"] == "validation"
-    assert len(metrics["images"]) == 1  # a quarter of the four
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("data: 4 images, ")
-    assert lines[-1].startswith(f"IoU {metrics['iou']:.3f} on held-out synthetic images (")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage import io as skio
 
-from emdl.experiments import bubbles, yolo_bubbles, yolo_loops
+from emdl.experiments import yolo_bubbles, yolo_loops
 from tests.conftest import BUBBLE_BOXES, box_image, box_xml, cvat_text
 
 SHORT = ["--epochs", "1", "--steps-per-epoch", "1"]
@@ -64,18 +64,3 @@ def test_yolo_bubbles_scores_the_test_image_by_its_label_components(
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == f"data: {bubbles_folder}; evaluating on test_image.png"
     assert "1 test_image images, 4 objects" in lines[-1]
-
-
-@pytest.mark.slow
-def test_yolo_bubbles_synthetic_trains_and_scores_on_generated_bubbles(
-    tmp_path, monkeypatch, capsys
-):
-    monkeypatch.setattr(bubbles, "SYNTHETIC_COUNT", 4)
-    monkeypatch.setattr(bubbles, "SYNTHETIC_SIZE", 256)
-    out = tmp_path / "run"
-    assert yolo_bubbles.main(["--synthetic", "--out", str(out), *SHORT]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["evaluated_on"] == "validation" and len(metrics["images"]) == 1
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("data: 4 images, ")
-    assert "1 validation images" in lines[-1]
