@@ -141,6 +141,7 @@ def _trained(config, run_dir: Path, overwrite: bool):
     """(config, model, metrics) of the run in ``run_dir``: trained now, or read back when it
     finished before (unless ``overwrite``)."""
     from emdl.errors import EmdlError
+    from emdl.train.config import RunConfig
     from emdl.train.run import load_run
 
     if (run_dir / "metrics.json").is_file() and not overwrite:
@@ -151,7 +152,10 @@ def _trained(config, run_dir: Path, overwrite: bool):
                 "to train it again, or another --out"
             )
         print(f"{run_dir}: trained before; using it")
-        config, model = load_run(run_dir)
+        _, model = load_run(run_dir)
+        # The stored config, not load_run's calibrated one: a fresh run is scored with the
+        # default post-processing, and the calibration was chosen on the very image scored.
+        config = RunConfig.from_dict(stored)
         return config, model, json.loads((run_dir / "metrics.json").read_text())
     print(f"training {run_dir} ...", flush=True)
     result = bubbles.train(config, str(run_dir), overwrite=overwrite)
