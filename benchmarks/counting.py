@@ -18,7 +18,8 @@ instances grow from the peaks of the distance map it learned), the plain U-Net's
 ``--split-depth`` pixels (default its rule), ``maskrcnn`` (the experiment's Mask R-CNN; slow),
 each optionally with ``+tta``. Data: ``--data-dir``, else ``$EMDL_DATA_DIR/bubbles``.
 ``--synthetic DIR`` trains every model on the training image and the synthetic images of an
-``emdl synth --kind bubbles`` folder together (its runs named ``...-synth``).
+``emdl synth --kind bubbles`` folder together (its runs named ``...-synth``). ``--seed N``
+(default 0) trains with another seed (runs and rows named ``...-sN``): one seed is one draw.
 
 ``--detector-run RUN`` adds loops111's counts: the finished detector run ``RUN`` (e.g.
 ``benchmarks/detector_vs_ultralytics.py``'s ``OUT/emdl``) on its validation images
@@ -110,6 +111,11 @@ def _train(method: str, folder: Path, train_index: int, args, out: Path):
         if method.startswith("unet-distance"):
             config = config.with_model(distance_weight=args.distance_weight)
             method += f"-w{args.distance_weight:g}"
+    if args.seed:
+        config = dataclasses.replace(
+            config, training=dataclasses.replace(config.training, seed=args.seed)
+        )
+        method += f"-s{args.seed}"
     run_dir = out / f"{method}-train{train_index + 1}"
     if (run_dir / "metrics.json").is_file():  # trained by an earlier benchmark run
         from emdl.train.run import load_run
@@ -182,6 +188,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--steps-per-epoch", type=int, default=30)
     parser.add_argument("--out", default="runs/counting", help="folder for the runs")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="training seed (runs and labels end -sSEED if not 0)"
+    )
     parser.add_argument("--border-width", type=int, default=2, help="unet-borders' border, px")
     parser.add_argument("--border-weight", type=float, default=1.0, help="its loss weight")
     parser.add_argument(
@@ -233,6 +242,12 @@ def main(argv=None) -> int:
             label = label.replace("unet", f"unet-split{args.split_depth:g}", 1)
         if args.synthetic and not method.startswith("otsu"):
             label = label.replace("+", "-synth+", 1) if "+" in label else label + "-synth"
+        if args.seed and not method.startswith("otsu"):
+            label = (
+                label.replace("+", f"-s{args.seed}+", 1)
+                if "+" in label
+                else f"{label}-s{args.seed}"
+            )
         predicted_all, truth_all, pairs, seconds = [], [], [], 0.0
         for held_out in (0, 1):
             name = IMAGES[held_out]

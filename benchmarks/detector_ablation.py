@@ -9,11 +9,10 @@ steps), on the split of ``benchmarks/detector_vs_ultralytics.py`` (the validatio
 emdl's own rule with ``--seed``, ``--validation-fraction`` of them), one after the other:
 
 - ``baseline``: the ``yolo_loops`` defaults;
-- ``ema``: a moving average of the weights, ``training.ema_momentum`` = ``--ema-momentum``. emdl's
-  average replaces the trained weights at every epoch's end (:mod:`emdl.train.optimizer`), so an
-  epoch keeps only part of its progress: of a steady drift over 40 steps, 0.78 at momentum 0.9,
-  0.18 at 0.99 and 0.02 at 0.999. Hence 0.9 (an average over the last ~10 steps) by default, not
-  the 0.999 and more that suit a run of many thousand steps whose average is kept apart;
+- ``ema``: a moving average of the weights, ``training.ema_momentum`` = ``--ema-momentum``
+  (default 0.99: an average over about the last 100 steps, 2.5 epochs of 40), kept beside the
+  trained weights and swapped in for validation and the checkpoints, as Ultralytics' ModelEMA
+  (whose momentum ramps up as 0.9999 x (1 - exp(-step / 2000)): about 0.45 after 1200 steps);
 - ``warmup``: a linear warm-up of the learning rate over the first ``--warmup-steps`` steps
   (default 3 epochs' worth, as Ultralytics' ``warmup_epochs=3``), ``training.warmup_steps``;
 - ``whole``: whole micrographs, resized, instead of crops: a 640 x 640 window on images resized to
@@ -160,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--epochs", type=int, default=30, help="the yolo_loops default")
     parser.add_argument("--steps-per-epoch", type=int, default=VS.STEPS_PER_EPOCH)
-    parser.add_argument("--ema-momentum", type=float, default=0.9)
+    parser.add_argument("--ema-momentum", type=float, default=0.99)
     parser.add_argument("--warmup-steps", type=int, help="default: 3 epochs' worth")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--validation-fraction", type=float, default=0.1)

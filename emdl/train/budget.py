@@ -12,8 +12,8 @@ config sets a budget. After every epoch it re-plans the run from the mean time o
   floor(R / m x steps_per_epoch)`` steps in all (the optimizer's ``iterations`` so far), less
   the warm-up (:func:`emdl.train.optimizer.decay_steps`);
 - after any batch that spends the budget, training stops at once (Keras still validates that
-  cut epoch and calls its epoch end, so checkpoints see it); with a moving average of the
-  weights, the averaged weights replace the trained ones first, as at an epoch's end.
+  cut epoch and calls its epoch end, so checkpoints see it, the moving average of the weights
+  swapped in as at any epoch's end).
 
 ``training.epochs`` caps the plan (one log line says when it binds). Before the first epoch has
 been timed the decay is the config's (``epochs x steps_per_epoch`` steps).
@@ -116,9 +116,6 @@ class Budget(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self._spent() >= self.seconds and not self.model.stop_training:
             self.model.stop_training = True
-            if batch + 1 < self.training.steps_per_epoch:
-                # The epoch was cut before the optimizer's own overwrite at its end.
-                self.model.optimizer.finalize_variable_values(self.model.trainable_variables)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_done = epoch + 1

@@ -61,7 +61,8 @@ def run_callbacks(
     (``history.csv``) and TensorBoard logs (``tensorboard/``); with several ``replicas`` (or
     workers), :class:`AverageAcrossWorkers` first; when ``training`` sets ``budget_minutes``,
     :class:`emdl.train.budget.Budget` (its state in ``backup/``, right after the backup's, so
-    that it resumes with it).
+    that it resumes with it); when it sets ``ema_momentum``, Keras' SwapEMAWeights, so that
+    the moving average of the weights is what is validated and checkpointed.
 
     Workers other than the chief of a multi-worker run checkpoint (and back up) into
     ``worker_tmp/`` beside it, as tf.distribute requires every worker to save but only one copy to
@@ -84,8 +85,13 @@ def run_callbacks(
                 "give training.epochs instead"
             )
         callbacks.append(Budget(training, write_dir / BACKUP / BUDGET_STATE))
+    callbacks.append(keras.callbacks.TerminateOnNaN())
+    if training is not None and training.ema_momentum > 0:
+        # After the backup (which keeps the trained weights and their average apart) and
+        # before the checkpoint (which keeps the average): validation and the checkpoint see
+        # the average, training goes on with the trained weights, as Ultralytics' ModelEMA.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
-        keras.callbacks.TerminateOnNaN(),
         AtomicModelCheckpoint(
             str(write_dir / BEST_WEIGHTS),
             monitor=monitor,

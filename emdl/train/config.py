@@ -69,8 +69,9 @@ class TrainingConfig:
     only caps them; :mod:`emdl.train.budget`); AdamW at ``learning_rate`` after a linear warm-up
     over the first ``warmup_steps`` steps (0: none), with a cosine decay to
     ``final_learning_rate_fraction`` of it over the rest of the run (:mod:`emdl.train.optimizer`);
-    with ``ema_momentum`` above 0 an exponential moving average of the weights replaces them every
-    epoch (off by default: it slows short runs down more than it smooths them);
+    with ``ema_momentum`` above 0 an exponential moving average of the weights is kept beside
+    them and is what is validated, checkpointed and exported, training going on with the
+    trained weights (off by default);
     ``early_stopping_patience`` epochs without a better ``monitor`` stop the run (0: never);
     ``monitor`` (None: the model kind's own, "val_iou" or "val_loss") also picks the best
     checkpoint, lower being better for a loss and higher for anything else.

@@ -36,14 +36,13 @@ def learning_rate_schedule(
 
 def adamw(training: TrainingConfig) -> keras.optimizers.AdamW:
     """AdamW with :func:`learning_rate_schedule` and, when ``ema_momentum`` is set, a moving
-    average of the weights."""
+    average of the weights, kept beside them: training goes on with the trained weights, and
+    :func:`emdl.train.callbacks.run_callbacks` swaps the average in for validation and the
+    checkpoints (so it is what is evaluated, kept and exported)."""
     ema = training.ema_momentum > 0
     return keras.optimizers.AdamW(
         learning_rate_schedule(training),
         weight_decay=training.weight_decay,
         use_ema=ema,
         ema_momentum=training.ema_momentum if ema else 0.99,
-        # The averaged weights replace the trained ones every epoch, so validation, the best
-        # checkpoint and the rest of training all use them.
-        ema_overwrite_frequency=training.steps_per_epoch if ema else None,
     )

@@ -146,22 +146,43 @@ def test_a_resumed_run_keeps_the_time_and_the_plan_of_the_epochs_its_backup_kept
     assert not (tmp_path / "backup").exists()  # removed with the backup when training ended
 
 
-def test_a_cut_epoch_is_validated_with_the_averaged_weights():
+def test_a_cut_epoch_is_checkpointed_with_the_averaged_weights(tmp_path):
+    """The run's own callbacks, the budget on the fake clock: epoch 3 is cut after its second
+    step (10 steps in all). At each epoch's end, cut or not, the model holds the moving average
+    of the trained weights (what the checkpoint saves); each epoch trains on from the trained
+    weights, not from the average."""
     training = TrainingConfig(**{**vars(TRAINING), "ema_momentum": 0.5})
     model, clock = tiny_model(training), Clock([30.0])
-    budget = Budget(training, clock=clock)
-    cut = {}
+    callbacks = run_callbacks(tmp_path, monitor="loss", patience=0, training=training)
+    (budget,) = [c for c in callbacks if isinstance(c, Budget)]
+    budget.clock = clock
+    trained, average, at_end, at_start = [], [], {}, {}
 
     class Probe(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            averages = self.model.optimizer._model_variables_moving_average
-            cut[epoch] = all(
-                np.array_equal(v.numpy(), a.numpy())
-                for v, a in zip(self.model.trainable_variables, averages, strict=True)
-            )
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                at_start[len(at_start)] = self.model.get_weights()
 
-    fit(model, [Ticks(clock), budget, Probe()], training)
-    assert cut == {0: True, 1: True, 2: True}  # epoch 3 was cut after its second step
+        def on_train_batch_end(self, batch, logs=None):
+            trained.append(self.model.get_weights())
+            step = [w.copy() for w in trained[-1]]
+            if average:  # Keras' average: the first step's weights, then m x a + (1 - m) x w
+                step = [0.5 * a + 0.5 * w for a, w in zip(average[-1], step, strict=True)]
+            average.append(step)
+
+        def on_epoch_end(self, epoch, logs=None):
+            at_end[epoch] = (len(trained), self.model.get_weights())
+
+    fit(model, [Ticks(clock), *callbacks, Probe()], training)
+    assert [steps for steps, _ in at_end.values()] == [4, 8, 10]
+    for steps, weights in at_end.values():
+        np.testing.assert_allclose(np.concatenate([w.ravel() for w in weights]),
+                                   np.concatenate([a.ravel() for a in average[steps - 1]]),
+                                   rtol=1e-6)  # fmt: skip
+        assert not np.allclose(weights[0], trained[steps - 1][0])
+    for epoch in (1, 2):  # trained on from the last step's trained weights (swapped back by
+        # Keras' add-and-subtract, exact to float32 rounding)
+        np.testing.assert_allclose(at_start[epoch][0], trained[4 * epoch - 1][0], rtol=1e-6)
 
 
 def test_the_decay_it_sets_reaches_the_traced_training_step():
