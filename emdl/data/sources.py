@@ -30,25 +30,25 @@ class LabeledImage:
 
 def load_labeled_images(
     labels: str | os.PathLike | Sequence[str | os.PathLike],
-    images_dir: str | os.PathLike,
+    images_dir: str | os.PathLike | Sequence[str | os.PathLike],
     *,
     missing: str = "error",
 ) -> tuple[list[LabeledImage], list[str]]:
     """The labeled images of one or more label files (CVAT XML or COCO JSON) found in
-    ``images_dir``, and the class names: the first file's labels in its order, then any new labels
+    ``images_dir`` (a folder, or several searched all: e.g. real micrographs and synthetic ones
+    beside them), and the class names: the first file's labels in its order, then any new labels
     of later files.
 
-    ``missing="error"`` makes an image named in the labels but absent from ``images_dir`` an
+    ``missing="error"`` makes an image named in the labels but absent from the folders an
     :class:`InputError`; ``missing="skip"`` leaves it out with a :class:`LabelWarning` naming it.
-    An image whose size differs from its labels', and an image name that leaves ``images_dir``
-    (absolute, ``..``), are always an InputError.
+    An image whose size differs from its labels', an image in two of the folders, and an image
+    name that leaves the folders (absolute, ``..``), are always an InputError.
     """
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
     paths = [labels] if isinstance(labels, str | os.PathLike) else list(labels)
-    images_dir = Path(images_dir)
-    if not images_dir.is_dir():
-        raise InputError(images_dir, "no such folder")
+    folders = image_folders(images_dir)
+    where = ", ".join(str(folder) for folder in folders)
     records: list[LabeledImage] = []
     classes: list[str] = []
     seen: set[str] = set()
@@ -56,19 +56,29 @@ def load_labeled_images(
         annotations = read_labels(path)
         classes += [name for name in annotations.label_names if name not in classes]
         for image in annotations.images:
-            file = image_file(images_dir, image.name, path)
+            found = [
+                file
+                for file in (image_file(folder, image.name, path) for folder in folders)
+                if file.is_file()
+            ]
             if image.name in seen:
                 raise InputError(path, f"image '{image.name}' is labeled in two label files")
             seen.add(image.name)
-            if not file.is_file():
+            if len(found) > 1:
+                raise InputError(
+                    path,
+                    f"image '{image.name}' is in two images folders: {found[0]} and {found[1]}",
+                )
+            if not found:
                 if missing == "error":
-                    raise InputError(path, f"image '{image.name}' not found in {images_dir}")
+                    raise InputError(path, f"image '{image.name}' not found in {where}")
                 warnings.warn(
-                    f"{path}: image '{image.name}' not found in {images_dir}; skipped",
+                    f"{path}: image '{image.name}' not found in {where}; skipped",
                     LabelWarning,
                     stacklevel=2,
                 )
                 continue
+            (file,) = found
             width, height = image_size(file)
             if (width, height) != (image.width, image.height):
                 raise InputError(
@@ -77,6 +87,22 @@ def load_labeled_images(
                 )
             records.append(LabeledImage(file, image))
     return records, classes
+
+
+def image_folders(images: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """``images`` (one folder or several) as a list of folders.
+
+    Raises:
+        InputError: a folder does not exist (named).
+        ValueError: none is given.
+    """
+    folders = [Path(images)] if isinstance(images, str | os.PathLike) else [Path(f) for f in images]
+    if not folders:
+        raise ValueError("no images folder")
+    for folder in folders:
+        if not folder.is_dir():
+            raise InputError(folder, "no such folder")
+    return folders
 
 
 def split_by_image(

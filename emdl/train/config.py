@@ -34,15 +34,16 @@ from emdl.train.kinds import model_kind
 class DataConfig:
     """Which labeled images, how they are split and cropped.
 
-    ``labels``: CVAT XML or COCO JSON files; ``images``: their folder; ``missing``: "error" or
-    "skip" for labeled images not in the folder. ``validation_fraction`` of the images (by image)
+    ``labels``: CVAT XML or COCO JSON files; ``images``: their folder, or a list of folders
+    searched all (an image in two is an error); ``missing``: "error" or "skip" for labeled
+    images in none of them. ``validation_fraction`` of the images (by image)
     are held out, or ``validation_labels`` name the validation images explicitly. ``window`` and
     ``stride`` are the crop size and the validation windows' spacing in pixels; ``batch_size`` is
     per replica (the global batch is ``batch_size x replicas``).
     """
 
     labels: tuple[str, ...]
-    images: str
+    images: str | tuple[str, ...]
     validation_fraction: float = 0.0
     validation_labels: tuple[str, ...] = ()
     missing: str = "error"
@@ -55,6 +56,10 @@ class DataConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "validation_labels", tuple(self.validation_labels))
+        if not isinstance(self.images, str):
+            object.__setattr__(self, "images", tuple(self.images))
+            if not self.images or not all(isinstance(f, str) for f in self.images):
+                raise ValueError("data: images: expected a folder or a list of folders")
         if not self.labels:
             raise ValueError("data: no label files")
         if self.batch_size < 1:
@@ -233,10 +238,20 @@ class RunConfig:
         data = values["data"]
         for key in ("labels", "validation_labels"):
             data[key] = [os.path.abspath(name) for name in data[key]]
-        data["images"] = os.path.abspath(data["images"])
+        data["images"] = _each_folder(data["images"], os.path.abspath)
         if values["training"]["pretrained"] is not None:
             values["training"]["pretrained"] = os.path.abspath(values["training"]["pretrained"])
         Path(path).write_text(json.dumps(values, indent=2) + "\n")
+
+
+def _each_folder(images, where):
+    """``images`` (a folder or a list of folders; anything else is left for the checks to
+    name) with ``where`` applied to each folder."""
+    if isinstance(images, str):
+        return where(images)
+    if isinstance(images, list | tuple) and all(isinstance(f, str) for f in images):
+        return [where(f) for f in images]
+    return images
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:
@@ -261,7 +276,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
                 names = [data[key]] if isinstance(data[key], str) else data[key]
                 data[key] = [str(base / name) for name in names]
         if "images" in data:
-            data["images"] = str(base / data["images"])
+            data["images"] = _each_folder(data["images"], lambda name: str(base / name))
         training = values.get("training")
         pretrained = training.get("pretrained") if isinstance(training, dict) else None
         if isinstance(pretrained, str) and pretrained.strip():

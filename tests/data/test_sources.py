@@ -35,6 +35,29 @@ def test_classes_are_gathered_in_file_order(labeled_folder, tmp_path):
     assert [r.name for r in records] == ["a.png", "b.png"]
 
 
+def test_images_are_found_in_any_of_several_folders_and_never_in_two(labeled_folder, tmp_path):
+    """Real micrographs in one folder, synthetic ones in another: one call, both label files."""
+    labels, folder = labeled_folder({"a.png": (box_image(64), box_xml("a.png", 64))})
+    other = tmp_path / "synthetic"
+    other.mkdir()
+    second = tmp_path / "second.xml"
+    second.write_text(labels.read_text().replace("a.png", "b.png"))
+    (other / "b.png").write_bytes((folder / "a.png").read_bytes())
+    records, _ = load_labeled_images([labels, second], [folder, other])
+    assert [r.path for r in records] == [folder / "a.png", other / "b.png"]
+    with pytest.raises(InputError, match=f"image 'b.png' not found in {folder}$"):
+        load_labeled_images([labels, second], folder)
+    (folder / "b.png").write_bytes((folder / "a.png").read_bytes())
+    with pytest.raises(InputError) as error:
+        load_labeled_images([labels, second], [folder, other])
+    assert str(error.value) == (
+        f"{second}: image 'b.png' is in two images folders: {folder / 'b.png'} and "
+        f"{other / 'b.png'}"
+    )
+    with pytest.raises(InputError, match="no such folder"):
+        load_labeled_images(labels, [folder, tmp_path / "nowhere"])
+
+
 def test_an_image_of_the_wrong_size_is_an_error(labeled_folder):
     labels, folder = labeled_folder({"a.png": (box_image(64), box_xml("a.png", 64))})
     labels.write_text(labels.read_text().replace('width="64"', 'width="65"'))

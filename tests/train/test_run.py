@@ -196,6 +196,14 @@ def test_train_and_evaluate_commands(folder, tmp_path, capsys):
             "unknown augmentation 'spin'",
         ),
         (
+            '{"data": {"labels": ["a.xml"], "images": []}}',
+            "data: images: expected a folder or a list of folders",
+        ),
+        (
+            '{"data": {"labels": ["a.xml"], "images": ["real", 3]}}',
+            'data.images: expected a string or a list of strings, got ["real", 3]',
+        ),
+        (
             '{"data": {"labels": ["a.xml"], "images": ".", "line_width": -1}}',
             "data.line_width: expected a positive number of pixels, got -1",
         ),
@@ -230,6 +238,15 @@ def test_bad_run_configs(tmp_path, text, problem):
     with pytest.raises(InputError) as error:
         load_config(path)
     assert str(error.value).startswith(str(path)) and problem in str(error.value)
+
+
+def test_several_image_folders_are_read_beside_the_config_and_saved_absolute(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text('{"data": {"labels": ["a.xml"], "images": ["real", "synthetic"]}}')
+    config = load_config(path)
+    assert config.data.images == (str(tmp_path / "real"), str(tmp_path / "synthetic"))
+    config.save(tmp_path / "saved.json")
+    assert load_config(tmp_path / "saved.json") == config
 
 
 def test_evaluate_needs_a_finished_run(tmp_path):
