@@ -8,7 +8,7 @@ import dataclasses
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +20,20 @@ SYNTHETIC_DATA = "synthetic_data"  # their folder inside --out
 
 
 def arguments(
-    name: str, description: str, argv: Sequence[str] | None, *, epochs: int, steps_per_epoch: int
+    name: str,
+    description: str,
+    argv: Sequence[str] | None,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
     """``--data-dir`` or ``--synthetic``, ``--out`` (default ``runs/<name>``), ``--epochs`` and
-    ``--steps-per-epoch`` of experiment ``name``; also quiets TensorFlow's C++ log."""
+    ``--steps-per-epoch`` of experiment ``name``, and those ``options`` adds to the parser; also
+    quiets TensorFlow's C++ log."""
     parser = argparse.ArgumentParser(description=description)
+    if options is not None:
+        options(parser)
     parser.add_argument("--data-dir", help="folder with the bubbles files (default: found)")
     parser.add_argument(
         "--synthetic",
@@ -68,10 +77,12 @@ def synthetic_data(
     *,
     folder: str = SYNTHETIC_DATA,
     seed: int = 0,
+    settings=None,
 ) -> tuple[Path, Path]:
     """(labels, images) of ``count`` (default :data:`SYNTHETIC_COUNT`) synthetic ``size x size``
-    (:data:`SYNTHETIC_SIZE`) bubble micrographs of emdl.synth's bubble preset in
-    ``out/folder/``, with a line saying so. They are written the first time
+    (:data:`SYNTHETIC_SIZE`) bubble micrographs of emdl.synth's bubble preset (or of
+    ``settings``, a SceneSettings) in ``out/folder/``, with a line saying so. They are written
+    the first time
     and reused after (the same seed gives the same images), so that a rerun or ``--overwrite``
     of the run beside them trains on the same data.
 
@@ -94,7 +105,7 @@ def synthetic_data(
             )
         print(f"data: {count} synthetic bubble images in {data} (made before)")
     else:
-        report = write_dataset(data, "bubbles", count, size, seed=seed)
+        report = write_dataset(data, "bubbles", count, size, seed=seed, settings=settings)
         print(f"data: {report.summary()}")
     return labels, images
 

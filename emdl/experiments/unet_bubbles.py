@@ -22,25 +22,51 @@ from emdl.experiments import bubbles
 
 LECTURE_IOU = 0.713  # AtomAI U-Net in the lecture, foreground IoU at threshold 0.5
 LABELS = ("DL_for_Microscopy_Train_Lab_1.xml", "DL_for_Microscopy_Train_Lab_2.xml")
+# The distance U-Net's map loss weight, and the synthetic overlapping-bubble images that train
+# it beside the real ones (benchmarks/counting.py: together they part overlapping bubbles).
+DISTANCE_WEIGHT = 1.0
+OVERLAPS = 12
+OVERLAPS_DATA = "synthetic_overlaps"  # their folder inside --out
 
 
-def default_config(folder: Path, *, epochs: int, steps_per_epoch: int, hold_out: bool):
-    """The experiment's settings: a 4-level U-Net with 16 base filters, 256 x 256 crops, every
-    augmentation, cross-entropy + Dice, AdamW with cosine decay and weight averaging."""
+def default_config(
+    folder: Path,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    hold_out: bool,
+    distance_weight: float = 0.0,
+    overlaps: tuple[Path, Path] | None = None,
+):
+    """The experiment's settings: a 4-level U-Net with 16 base filters (with a distance map of
+    ``distance_weight`` in its loss, 0: the two-class U-Net), 256 x 256 crops, every
+    augmentation, cross-entropy + Dice, AdamW with cosine decay. ``overlaps``: (labels, images
+    folder) of synthetic images to train on beside the real ones. ``hold_out``: image 1 is
+    validated on (the image a 0.5 split of the two picks with seed 0), never a synthetic one."""
     from emdl.train.config import DataConfig, RunConfig, TrainingConfig
 
+    labels = tuple(str(folder / name) for name in LABELS)
+    validation: dict = {"validation_fraction": 0.5 if hold_out else 0.0}
+    images: str | tuple[str, ...] = str(folder)
+    if overlaps is not None:
+        labels += (str(overlaps[0]),)
+        images = (str(folder), str(overlaps[1]))
+        if hold_out:
+            validation = {"validation_fraction": 0.0, "validation_labels": labels[:1]}
+            labels = labels[1:]
     data = DataConfig(
-        labels=tuple(str(folder / name) for name in LABELS),
-        images=str(folder),
+        labels=labels,
+        images=images,
         # DL_for_Microscopy_Train_Lab_2.xml also labels four images the lecture does not ship.
         missing="skip",
-        validation_fraction=0.5 if hold_out else 0.0,
         window=256,
         stride=128,
         batch_size=8,
+        **validation,
     )
     training = TrainingConfig(epochs=epochs, steps_per_epoch=steps_per_epoch, seed=0)
-    return RunConfig(data=data, training=training)
+    config = RunConfig(data=data, training=training)
+    return config.with_model(distance_weight=distance_weight) if distance_weight else config
 
 
 def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
@@ -53,18 +79,53 @@ def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
     return score_masks([("test_image.png", predicted, truth)], list(config.classes))
 
 
+def _options(parser) -> None:
+    parser.add_argument(
+        "--distance-weight",
+        type=float,
+        default=DISTANCE_WEIGHT,
+        help=f"the distance map's loss weight (default {DISTANCE_WEIGHT:g}; 0: two-class U-Net)",
+    )
+    parser.add_argument(
+        "--overlaps",
+        type=int,
+        default=OVERLAPS,
+        help=f"synthetic overlapping-bubble images trained on beside the real ones (default "
+        f"{OVERLAPS}; written to OUT/{OVERLAPS_DATA}/; 0: none)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = bubbles.arguments(
-        "unet_bubbles", __doc__.splitlines()[0], argv, epochs=16, steps_per_epoch=30
+        "unet_bubbles",
+        __doc__.splitlines()[0],
+        argv,
+        epochs=16,
+        steps_per_epoch=30,
+        options=_options,
     )
     data = bubbles.bubble_data("unet_bubbles", args)
     if data is None:
         return 1
+    overlaps = None
+    if args.overlaps and not data.synthetic:
+        from emdl.errors import EmdlError
+        from emdl.synth.presets import overlapping_bubbles
+
+        try:
+            overlaps = bubbles.synthetic_data(
+                args.out, args.overlaps, folder=OVERLAPS_DATA, settings=overlapping_bubbles()
+            )
+        except EmdlError as exc:
+            print(f"unet_bubbles: {exc}", file=sys.stderr)
+            return 1
     config = default_config(
         Path(data.images),
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
         hold_out=data.pair is None,
+        distance_weight=args.distance_weight,
+        overlaps=overlaps,
     )
     result = bubbles.train(data.into(config), args.out, overwrite=args.overwrite)
     metrics = result.metrics

@@ -17,8 +17,9 @@ SHORT = ["--epochs", "1", "--steps-per-epoch", "1"]
 
 
 def run(folder, out, capsys) -> tuple[dict, list[str]]:
+    """The experiment at its defaults, one step, with one synthetic overlapping-bubble image."""
     status = unet_bubbles.main(
-        ["--data-dir", str(folder), "--out", str(out), "--epochs", "1", "--steps-per-epoch", "1"]
+        ["--data-dir", str(folder), "--out", str(out), "--overlaps", "1", *SHORT]
     )
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -27,10 +28,17 @@ def run(folder, out, capsys) -> tuple[dict, list[str]]:
 
 @pytest.mark.slow
 def test_without_the_test_pair_it_holds_out_an_image(bubbles_folder, tmp_path, capsys):
-    metrics, lines = run(bubbles_folder, tmp_path / "run", capsys)
+    out = tmp_path / "run"
+    metrics, lines = run(bubbles_folder, out, capsys)
     assert metrics["evaluated_on"] == "validation"
+    assert [image["name"] for image in metrics["images"]] == ["DL_for_Microscopy_Train_Img_1.png"]
     assert 0 <= metrics["iou"] <= 1 and 0 <= metrics["dice"] <= 1
     assert lines[0] == f"data: {bubbles_folder}; evaluating on a held-out image"
+    overlaps = out / "synthetic_overlaps"
+    assert lines[1].startswith("data: 1 images, ") and str(overlaps) in lines[1]
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["images"] == [str(bubbles_folder), str(overlaps / "images")]
+    assert config["model"]["distance_weight"] == 1.0
     assert lines[-1] == (
         f"IoU {metrics['iou']:.3f} on the held-out training image (lecture's U-Net: 0.713)"
     )
@@ -47,6 +55,26 @@ def test_with_the_test_pair_it_scores_the_test_image(bubbles_folder, tmp_path, c
     assert metrics["evaluated_on"] == "test_image"
     assert [image["name"] for image in metrics["images"]] == ["test_image.png"]
     assert lines[-1].endswith("on the test image (lecture's U-Net: 0.713)")
+
+
+@pytest.mark.parametrize("hold_out", [False, True])
+def test_the_overlaps_train_beside_the_real_images_and_are_never_validated_on(tmp_path, hold_out):
+    overlaps = (tmp_path / "o" / "annotations.xml", tmp_path / "o" / "images")
+    config = unet_bubbles.default_config(
+        tmp_path, epochs=1, steps_per_epoch=1, hold_out=hold_out, distance_weight=1.0,
+        overlaps=overlaps,
+    )  # fmt: skip
+    real = [str(tmp_path / name) for name in unet_bubbles.LABELS]
+    data = config.data
+    assert data.images == (str(tmp_path), str(overlaps[1]))
+    assert (data.validation_fraction, config.model.distance_weight) == (0.0, 1.0)
+    if hold_out:  # image 1, as the 0.5 split of the two real images picks with seed 0
+        assert (data.labels, data.validation_labels) == ((real[1], str(overlaps[0])), (real[0],))
+    else:
+        assert (data.labels, data.validation_labels) == ((*real, str(overlaps[0])), ())
+    plain = unet_bubbles.default_config(tmp_path, epochs=1, steps_per_epoch=1, hold_out=True)
+    assert (plain.data.labels, plain.data.images) == (tuple(real), str(tmp_path))
+    assert (plain.data.validation_fraction, plain.model.distance_weight) == (0.5, 0)
 
 
 def test_offline_without_data_it_says_how_to_supply_it(tmp_path, monkeypatch, capsys):
