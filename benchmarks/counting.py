@@ -2,6 +2,7 @@
 
     python benchmarks/counting.py [--data-dir DIR] [--methods otsu,unet,unet-borders,unet-distance]
                                   [--epochs 16] [--steps-per-epoch 30] [--out runs/counting]
+                                  [--atomai-python PY] [--atomai-cycles N] [--atomai-batch-size B]
 
 The lecture's two bubble images, each held out in turn: a model trains on the other image alone
 (the experiment's settings, ``emdl.experiments.unet_bubbles``) and is scored on the held-out one
@@ -21,6 +22,34 @@ each optionally with ``+tta``. Data: ``--data-dir``, else ``$EMDL_DATA_DIR/bubbl
 ``emdl synth --kind bubbles`` folder together (its runs named ``...-synth``). ``--seed N``
 (default 0) trains with another seed (runs and rows named ``...-sN``): one seed is one draw.
 
+``atomai`` is the lecture's AtomAI recipe in a venv of its own (``--atomai-python``, default
+``/work/peers/atomai/bin/python``; a missing one is said in one line and the method skipped). emdl
+cuts the training image and its ``emdl.labels.semantic_mask`` into 256 x 256 crops (stride 128,
+the last window flush with the edge: 9 of a 512 x 512 image; pixels min-max scaled to [0, 1] as
+``emdl.io.image.read_image`` does, the lecture's ``norm2D``) and writes them to
+``--out/atomai-cCYCLES-trainK/`` with a driver script (:data:`ATOMAI_DRIVER`); the peer's Python
+trains ``aoi.models.Segmentor(model="Unet", nb_classes=1)`` with AtomAI's documented call,
+``fit(images, masks, images_test, masks_test, training_cycles=..., compute_accuracy=True,
+swa=True)`` (the lecture's notebook, ``Lecture 13/ML4EM_Summer2023_U_Net.ipynb``, is 2.7 MB of
+mostly figures and its ``fit`` cell was not found; the data's README gives its 300 iterations), and
+writes the held-out image's sigmoid probabilities to ``probabilities.npy``. Back here they go
+through the ``unet`` method's post-processing (``instances_from_probabilities``, threshold 0.5,
+``--split-depth``, ``--min-area`` 10), so only the model differs. AtomAI's other defaults: its
+U-Net (16 base filters, 4 levels, batch norm), Adam at 1e-3, cross-entropy, no augmentation, seed
+``--seed``. Its test stack is the training crops again: AtomAI only prints the test loss (the
+weights kept are the last 30 cycles' average, SWA; below 30 cycles, where AtomAI's SWA fails, the
+last weights), and the held-out image must not steer anything. Batches are
+``--atomai-batch-size`` crops (default AtomAI's 32, capped at the 9 crops: it keeps whole batches
+only); ``--atomai-cycles`` defaults to the crops emdl's U-Net sees (``--epochs`` x
+``--steps-per-epoch`` x 8) over the batch: 16 x 30 x 8 / 9 = 427 cycles. The peer venv::
+
+    python3.11 -m venv /work/peers/atomai
+    /work/peers/atomai/bin/pip install torch==2.14.1 torchvision==0.29.1 atomai six
+    python benchmarks/counting.py --methods atomai [--atomai-cycles N] [--out runs/counting]
+
+(atomai 0.8.1 with PyPI's CUDA builds of torch and torchvision, run on the CPU: they import
+together, unlike the CPU torch of ``benchmarks/atomai_augment.py``'s venv.)
+
 ``--detector-run RUN`` adds loops111's counts: the finished detector run ``RUN`` (e.g.
 ``benchmarks/detector_vs_ultralytics.py``'s ``OUT/emdl``) on its validation images
 (``--detector-labels``, default ``validation.xml`` beside the run, images from
@@ -32,16 +61,54 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 IMAGES = ("DL_for_Microscopy_Train_Img_1.png", "DL_for_Microscopy_Train_Img_2.png")
 LABELS = ("DL_for_Microscopy_Train_Lab_1.xml", "DL_for_Microscopy_Train_Lab_2.xml")
+ATOMAI_PYTHON = "/work/peers/atomai/bin/python"
+ATOMAI_BATCH = 32  # Segmentor.fit's default batch size
+CROP, STRIDE = 256, 128  # AtomAI's training stack: same-size crops, as emdl's U-Net's windows
+
+# Run by the peer's Python: ``driver.py fit SETTINGS.json``; writes SETTINGS["result"].
+ATOMAI_DRIVER = '''"""AtomAI's side of benchmarks/counting.py's atomai method (written by it)."""
+import json, sys, time
+import numpy as np
+import atomai as aoi
+import torch
+
+mode, settings = sys.argv[1], json.load(open(sys.argv[2]))
+images, masks = np.load(settings["images"]), np.load(settings["masks"])
+start = time.time()
+model = aoi.models.Segmentor(model="Unet", nb_classes=1, seed=settings["seed"])
+# AtomAI's documented recipe; the test stack only prints losses (see counting.py). SWA averages
+# the last 30 cycles' weights and fails (KeyError) on fewer.
+swa = settings["cycles"] >= 30
+model.fit(images, masks, images, masks, training_cycles=settings["cycles"],
+          batch_size=settings["batch_size"], compute_accuracy=True, swa=swa,
+          print_loss=settings["print_loss"], filename=settings["weights"],
+          plot_training_history=False)
+trained = time.time()
+image = np.load(settings["image"])
+output = model.predict(image, compute_coords=False, verbose=False)
+height, width = image.shape
+np.save(settings["probabilities"], output[0, :height, :width, 0].astype("float32"))
+json.dump({"version": aoi.__version__, "torch": torch.__version__, "crops": len(images),
+           "cycles": settings["cycles"], "batch_size": settings["batch_size"], "swa": swa,
+           "train_seconds": trained - start, "predict_seconds": time.time() - trained,
+           "train_loss": float(model.loss_acc["train_loss"][-1]),
+           "probabilities": settings["probabilities"]}, open(settings["result"], "w"))
+'''
 
 
 def otsu_instances(image):
@@ -127,6 +194,108 @@ def _train(method: str, folder: Path, train_index: int, args, out: Path):
     return result.config, result.model
 
 
+def atomai_crops(image, mask, size: int = CROP, stride: int = STRIDE) -> tuple:
+    """AtomAI's training stack of ``image`` float32 ``(H, W)`` and its ``mask`` (``(H, W)``, 0/1):
+    ``size`` x ``size`` windows every ``stride`` pixels in raster order, the last row and column
+    flush with the far edges, as float32 ``(n, 1, size, size)`` images and masks (AtomAI's
+    channel-first binary format)."""
+    import numpy as np
+
+    height, width = image.shape
+    if mask.shape != image.shape:
+        raise ValueError(f"atomai: mask {mask.shape} and image {image.shape} differ in shape")
+    if min(height, width) < size:
+        raise ValueError(f"atomai: image {height} x {width} is smaller than a {size} px crop")
+
+    def starts(length):  # the last window ends at the edge
+        return sorted({*range(0, length - size + 1, stride), length - size})
+
+    windows = [(top, left) for top in starts(height) for left in starts(width)]
+    images = np.stack([image[t : t + size, lt : lt + size] for t, lt in windows])
+    masks = np.stack([mask[t : t + size, lt : lt + size] for t, lt in windows])
+    return images[:, None].astype(np.float32), (masks[:, None] > 0).astype(np.float32)
+
+
+def atomai_settings(image_shape, args) -> dict:
+    """The peer's batch size and training cycles for a training image of ``image_shape``:
+    ``--atomai-batch-size`` (AtomAI's default capped at the number of crops: it keeps whole
+    batches only) and ``--atomai-cycles`` (default: the crops emdl's U-Net sees, ``--epochs`` x
+    ``--steps-per-epoch`` x its batch of 8, over AtomAI's batch)."""
+    import numpy as np
+
+    from emdl.errors import EmdlError
+
+    crops = len(atomai_crops(np.zeros(image_shape, np.float32), np.zeros(image_shape))[0])
+    batch = args.atomai_batch_size or min(ATOMAI_BATCH, crops)
+    if not 1 <= batch <= crops:
+        raise EmdlError(f"--atomai-batch-size {batch}: must be 1 to the {crops} crops")
+    seen = args.epochs * args.steps_per_epoch * 8  # unet_bubbles' batch_size
+    cycles = args.atomai_cycles or max(1, round(seen / batch))
+    return {"batch_size": batch, "cycles": cycles, "crops": crops}
+
+
+def read_atomai_probabilities(path: Path, shape) -> np.ndarray:
+    """The peer's probabilities of the held-out image, ``path`` (.npy float ``(H, W)`` in [0, 1]),
+    as float32 ``(H, W, 1)``: the one sigmoid channel emdl's post-processing reads."""
+    import numpy as np
+
+    from emdl.errors import InputError
+
+    try:
+        probabilities = np.load(path)
+    except (OSError, ValueError) as error:
+        raise InputError(path, f"not a .npy array ({error})") from None
+    if probabilities.shape != tuple(shape):
+        raise InputError(path, f"shape {probabilities.shape}, expected {tuple(shape)}")
+    if not np.all(np.isfinite(probabilities)) or probabilities.min() < 0 or probabilities.max() > 1:
+        raise InputError(path, "probabilities outside [0, 1]")
+    return probabilities.astype(np.float32)[..., None]
+
+
+def atomai_probabilities(folder: Path, train_index: int, classes, truth: dict, args, out: Path):
+    """Train AtomAI on image ``train_index`` in the peer venv and predict the other image:
+    (probabilities float32 ``(H, W, 1)``, the driver's result dict). A finished run in ``out``
+    (its ``result.json``) is read again, not retrained."""
+    import numpy as np
+
+    from emdl.io.image import read_image
+    from emdl.labels import semantic_mask
+
+    image = read_image(folder / IMAGES[train_index])
+    held_out = read_image(folder / IMAGES[1 - train_index])
+    settings = atomai_settings(image.shape, args)
+    name = f"atomai-c{settings['cycles']}" + (f"-s{args.seed}" if args.seed else "")
+    run_dir = out / f"{name}-train{train_index + 1}"
+    result = run_dir / "result.json"
+    if not result.is_file():
+        from detector_vs_ultralytics import _drive  # its peer-driving helper (run as a script)
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        mask = semantic_mask(truth[IMAGES[train_index]], list(classes))
+        images, masks = atomai_crops(image, mask)
+        np.save(run_dir / "train_images.npy", images)
+        np.save(run_dir / "train_masks.npy", masks)
+        np.save(run_dir / "held_out.npy", held_out)
+        driver = run_dir / "driver.py"
+        driver.write_text(ATOMAI_DRIVER)
+        peer = {
+            "images": str(run_dir / "train_images.npy"),
+            "masks": str(run_dir / "train_masks.npy"),
+            "image": str(run_dir / "held_out.npy"),
+            "probabilities": str(run_dir / "probabilities.npy"),
+            "weights": str(run_dir / "model"),
+            "seed": args.seed,
+            "cycles": settings["cycles"],
+            "batch_size": settings["batch_size"],
+            "print_loss": max(1, settings["cycles"] // 10),
+        }
+        env = {**os.environ, "MPLBACKEND": "Agg"}
+        print(f"{name}: training on {IMAGES[train_index]} in {args.atomai_python} ...", flush=True)
+        _drive(args.atomai_python, driver, "fit", peer, result, env)
+    done = json.loads(result.read_text())
+    return read_atomai_probabilities(Path(done["probabilities"]), held_out.shape), done
+
+
 def detector_rows(run_dir: Path, labels: Path, images: Path) -> list:
     """A finished detector run on labeled images (loops111's validation images): rows of
     ``(method, images, comparison, F1@0.5)`` at its default threshold (the F1-best on its
@@ -206,6 +375,15 @@ def main(argv=None) -> int:
         help="also train every model on this `emdl synth` folder's images (run names end -synth)",
     )
     parser.add_argument(
+        "--atomai-python", default=ATOMAI_PYTHON, help="the AtomAI venv's Python (see docstring)"
+    )
+    parser.add_argument(
+        "--atomai-cycles", type=int, help="AtomAI's training cycles (default: emdl's crops seen)"
+    )
+    parser.add_argument(
+        "--atomai-batch-size", type=int, help="AtomAI's batch (default 32, at most the crops)"
+    )
+    parser.add_argument(
         "--detector-run",
         help="a finished loops111 detector run to count with (e.g. the detector benchmark's)",
     )
@@ -221,10 +399,13 @@ def main(argv=None) -> int:
     from emdl.analysis.statistics import compare_sets, instance_defects
     from emdl.analysis.truth import truth_defects
     from emdl.data import load_labeled_images
+    from emdl.errors import EmdlError
     from emdl.io.image import read_image
     from emdl.labels import instance_targets
     from emdl.metrics.instances import score_instances
+    from emdl.predict.instances import instances_from_probabilities
     from emdl.train.calibration import MIN_AREA
+    from emdl.train.kinds.unet import THRESHOLD  # the unet method's, so only the model differs
 
     truth = {}
     for labels in LABELS:
@@ -237,10 +418,21 @@ def main(argv=None) -> int:
     borders = f"unet-borders-w{args.border_width}x{args.border_weight:g}"
     distance = f"unet-distance-w{args.distance_weight:g}-h{args.peak_depth:g}"
     for method in filter(None, args.methods.split(",")):
+        if method == "atomai" and not Path(args.atomai_python).is_file():
+            print(f"atomai: {args.atomai_python}: no such Python, skipped (see the docstring)")
+            continue
         label = method.replace("unet-borders", borders).replace("unet-distance", distance)
-        if args.split_depth and method.split("+")[0] == "unet":
+        if method == "atomai":
+            try:
+                shape = read_image(folder / IMAGES[0]).shape
+                label += f"-c{atomai_settings(shape, args)['cycles']}"
+            except EmdlError as error:  # --atomai-batch-size out of range
+                print(f"counting: {error}", file=sys.stderr)
+                return 1
+        if args.split_depth and method.split("+")[0] in ("unet", "atomai"):
             label = label.replace("unet", f"unet-split{args.split_depth:g}", 1)
-        if args.synthetic and not method.startswith("otsu"):
+            label = label.replace("atomai", f"atomai-split{args.split_depth:g}", 1)
+        if args.synthetic and not method.startswith(("otsu", "atomai")):  # atomai: real only
             label = label.replace("+", "-synth+", 1) if "+" in label else label + "-synth"
         if args.seed and not method.startswith("otsu"):
             label = (
@@ -255,6 +447,21 @@ def main(argv=None) -> int:
             if method.startswith("otsu"):
                 start = time.perf_counter()
                 found = otsu_instances(image)
+            elif method == "atomai":
+                try:
+                    probabilities, done = atomai_probabilities(
+                        folder, 1 - held_out, classes, truth, args, Path(args.out)
+                    )
+                except EmdlError as error:  # the peer failed, or wrote something unusable
+                    print(f"counting: {error}", file=sys.stderr)
+                    return 1
+                start = time.perf_counter() - done["predict_seconds"]  # the peer's + ours
+                found = instances_from_probabilities(
+                    probabilities,
+                    threshold=THRESHOLD,
+                    min_area=MIN_AREA,
+                    split_depth=args.split_depth,
+                )
             else:
                 config, model = trained(method, folder, 1 - held_out, args, Path(args.out))
                 if method.split("+")[0] == "unet":
@@ -291,6 +498,8 @@ def main(argv=None) -> int:
         loops = Path(os.environ.get("EMDL_DATA_DIR", "data")) / "loops111" / "images"
         rows += detector_rows(run, labels, loops)
 
+    if not rows:  # every method skipped
+        return 0
     print()
     width = max(len(label) for label, *_ in rows) + 2
     header = f"{'count':>14}{'count err':>11}{'diam err':>10}{'KS':>7}{'F1':>7}"

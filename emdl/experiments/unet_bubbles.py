@@ -1,7 +1,7 @@
 """The lecture's U-Net experiment on its helium-bubble TEM images, and beating it.
 
     python -m emdl.experiments.unet_bubbles [--data-dir DIR | --synthetic] [--out RUN_DIR]
-        [--epochs N]
+        [--epochs N] [--distance-weight W] [--overlaps N]
 
 Trains a U-Net on the two training images (``DL_for_Microscopy_Train_Img_{1,2}.png`` with their
 CVAT labels) with emdl's augmentation pipeline, then scores it on the lecture's test pair
@@ -9,6 +9,12 @@ CVAT labels) with emdl's augmentation pipeline, then scores it on the lecture's 
 held out, and says which. The last line printed compares the IoU with the lecture's 0.713.
 ``--synthetic`` trains and scores on generated bubbles instead (:func:`bubbles.synthetic_data`),
 with no data folder and no download: a first look on a machine without the data.
+
+The U-Net is the distance U-Net (``--distance-weight``, 0: the two-class U-Net), trained on the
+real images and ``--overlaps`` synthetic images of overlapping bubbles
+(:func:`emdl.synth.presets.overlapping_bubbles`, written to ``OUT/synthetic_overlaps/``; 0: none;
+not with ``--synthetic``, whose data are synthetic already): the combination
+``benchmarks/counting.py`` measured best at counting them.
 """
 
 from __future__ import annotations
@@ -79,16 +85,39 @@ def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
     return score_masks([("test_image.png", predicted, truth)], list(config.classes))
 
 
+def _count(text: str) -> int:
+    """A number of images, 0 or more (argparse's type)."""
+    import argparse
+
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of images (0 or more), got {text!r}")
+    return int(text)
+
+
+def _weight(text: str) -> float:
+    """A loss weight, 0 or more (argparse's type)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a weight of 0 or more, got {text!r}")
+    return value
+
+
 def _options(parser) -> None:
     parser.add_argument(
         "--distance-weight",
-        type=float,
+        type=_weight,
         default=DISTANCE_WEIGHT,
         help=f"the distance map's loss weight (default {DISTANCE_WEIGHT:g}; 0: two-class U-Net)",
     )
     parser.add_argument(
         "--overlaps",
-        type=int,
+        type=_count,
         default=OVERLAPS,
         help=f"synthetic overlapping-bubble images trained on beside the real ones (default "
         f"{OVERLAPS}; written to OUT/{OVERLAPS_DATA}/; 0: none)",

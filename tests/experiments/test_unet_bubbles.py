@@ -122,6 +122,28 @@ def test_synthetic_trains_and_scores_on_generated_bubbles_without_data(
     assert "(made before)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("option", "problem"),
+    [
+        (["--overlaps", "-2"], "--overlaps: expected a number of images (0 or more), got '-2'"),
+        (
+            ["--distance-weight", "-1"],
+            "--distance-weight: expected a weight of 0 or more, got '-1'",
+        ),
+        (
+            ["--distance-weight", "nan"],
+            "--distance-weight: expected a weight of 0 or more, got 'nan'",
+        ),
+    ],
+)
+def test_a_bad_option_is_one_line(tmp_path, capsys, option, problem):
+    with pytest.raises(SystemExit) as stopped:
+        unet_bubbles.main(["--out", str(tmp_path / "run"), *option])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(problem)
+    assert not (tmp_path / "run").exists()
+
+
 def test_synthetic_and_a_data_folder_are_refused_together(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         unet_bubbles.main(["--synthetic", "--data-dir", str(tmp_path)])
