@@ -293,7 +293,7 @@ def atomai_probabilities(folder: Path, train_index: int, classes, truth: dict, a
         print(f"{name}: training on {IMAGES[train_index]} in {args.atomai_python} ...", flush=True)
         _drive(args.atomai_python, driver, "fit", peer, result, env)
     done = json.loads(result.read_text())
-    return read_atomai_probabilities(Path(done["probabilities"]), held_out.shape), done
+    return read_atomai_probabilities(run_dir / "probabilities.npy", held_out.shape), done
 
 
 def detector_rows(run_dir: Path, labels: Path, images: Path) -> list:
@@ -501,7 +501,7 @@ def main(argv=None) -> int:
     if not rows:  # every method skipped
         return 0
     print()
-    width = max(len(label) for label, *_ in rows) + 2
+    width = max(len("method"), *(len(label) for label, *_ in rows)) + 2
     header = f"{'count':>14}{'count err':>11}{'diam err':>10}{'KS':>7}{'F1':>7}"
     print(f"{'method':{width}}{'image':36}{header}")
     for method, name, row, f1 in rows:
