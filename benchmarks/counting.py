@@ -73,6 +73,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# benchmarks/ is no package: its scripts import each other from their folder.
+sys.path.insert(0, str(Path(__file__).parent))
 
 IMAGES = ("DL_for_Microscopy_Train_Img_1.png", "DL_for_Microscopy_Train_Img_2.png")
 LABELS = ("DL_for_Microscopy_Train_Lab_1.xml", "DL_for_Microscopy_Train_Lab_2.xml")
@@ -268,7 +270,7 @@ def atomai_probabilities(folder: Path, train_index: int, classes, truth: dict, a
     run_dir = out / f"{name}-train{train_index + 1}"
     result = run_dir / "result.json"
     if not result.is_file():
-        from detector_vs_ultralytics import _drive  # its peer-driving helper (run as a script)
+        from detector_vs_ultralytics import drive_peer  # beside this script (see the top)
 
         run_dir.mkdir(parents=True, exist_ok=True)
         mask = semantic_mask(truth[IMAGES[train_index]], list(classes))
@@ -291,7 +293,7 @@ def atomai_probabilities(folder: Path, train_index: int, classes, truth: dict, a
         }
         env = {**os.environ, "MPLBACKEND": "Agg"}
         print(f"{name}: training on {IMAGES[train_index]} in {args.atomai_python} ...", flush=True)
-        _drive(args.atomai_python, driver, "fit", peer, result, env)
+        drive_peer(args.atomai_python, driver, "fit", peer, result, env)
     done = json.loads(result.read_text())
     return read_atomai_probabilities(run_dir / "probabilities.npy", held_out.shape), done
 

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import os
 import statistics
@@ -70,17 +69,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _load_peer_benchmark():
-    """``benchmarks/detector_vs_ultralytics.py``, whose split and run config this benchmark
-    shares (benchmarks/ is no package)."""
-    path = Path(__file__).with_name("detector_vs_ultralytics.py")
-    spec = importlib.util.spec_from_file_location("detector_vs_ultralytics", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# benchmarks/ is no package: its scripts import each other from their folder. The detector
+# benchmark's split, subsets, run config and stopwatch are shared with it.
+sys.path.insert(0, str(Path(__file__).parent))
+import detector_vs_ultralytics as VS  # noqa: N812 (a module, named as a constant)
 
-
-VS = _load_peer_benchmark()
 # The rows compared with the FLOP limit: their work in forward passes (backward = 2 forward).
 FORWARDS = {"forward": 1, "forward+loss+grad": 3, "train_step": 3}
 

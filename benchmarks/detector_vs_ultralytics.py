@@ -324,7 +324,7 @@ def run_peer(python, data_yaml, validation, out_dir, budget_s, seed, batch, work
         "name": "train",
         "plots": False,
     }
-    trained = _drive(python, driver, "train", {"train": train}, out_dir / "train.json", env)
+    trained = drive_peer(python, driver, "train", {"train": train}, out_dir / "train.json", env)
     predict = {"imgsz": LONGEST_SIDE, "conf": 0.001, "iou": 0.7, "max_det": 300}
     settings = {
         "weights": trained["weights"],
@@ -332,7 +332,7 @@ def run_peer(python, data_yaml, validation, out_dir, budget_s, seed, batch, work
         "predict": {**predict, "device": "cpu", "verbose": False},
     }
     boxes = out_dir / "boxes.json"
-    _drive(python, driver, "predict", settings, boxes, env)
+    drive_peer(python, driver, "predict", settings, boxes, env)
     row = {
         "version": trained["version"],
         "steps": trained["steps"],
@@ -345,7 +345,7 @@ def run_peer(python, data_yaml, validation, out_dir, budget_s, seed, batch, work
     return row, boxes
 
 
-def _drive(python, driver: Path, mode: str, settings: dict, result: Path, env: dict) -> dict:
+def drive_peer(python, driver: Path, mode: str, settings: dict, result: Path, env: dict) -> dict:
     """Run the driver in ``mode`` with ``settings``, its output into ``MODE.log`` beside it;
     what it wrote to ``result``."""
     from emdl.errors import EmdlError
