@@ -9,7 +9,8 @@ The lecture's two bubble images, each held out in turn: a model trains on the ot
 with the default post-processing of ``emdl predict`` (``--min-area`` 10). Per method and image,
 and pooled over both: count error (predicted minus true, % of true), mean equivalent diameter
 error of the objects not cut by the edge (%), the two-sample Kolmogorov-Smirnov statistic of the
-diameters and F1 at IoU 0.5 (boxes of the instances, greedy matching as COCO).
+diameters and F1 at IoU 0.5 (boxes of the instances, greedy matching as COCO, at the instance
+score, an instance's mean probability, that maximizes F1 on the scored image: an upper bound).
 
 Methods: ``otsu`` (Otsu's threshold, the minority side taken as the defects, split by the
 distance-transform watershed: no learning), ``unet`` (the two-class U-Net + the same watershed),
