@@ -16,11 +16,9 @@ from tests.conftest import BUBBLE_BOXES, box_image
 SHORT = ["--epochs", "1", "--steps-per-epoch", "1"]
 
 
-def run(folder, out, capsys) -> tuple[dict, list[str]]:
-    """The experiment at its defaults, one step, with one synthetic overlapping-bubble image."""
-    status = unet_bubbles.main(
-        ["--data-dir", str(folder), "--out", str(out), "--overlaps", "1", *SHORT]
-    )
+def run(folder, out, capsys, *options) -> tuple[dict, list[str]]:
+    """The experiment at its defaults but ``options``, one step."""
+    status = unet_bubbles.main(["--data-dir", str(folder), "--out", str(out), *SHORT, *options])
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text())
     return metrics, capsys.readouterr().out.strip().splitlines()
@@ -28,8 +26,8 @@ def run(folder, out, capsys) -> tuple[dict, list[str]]:
 
 @pytest.mark.slow
 def test_without_the_test_pair_it_holds_out_an_image(bubbles_folder, tmp_path, capsys):
-    out = tmp_path / "run"
-    metrics, lines = run(bubbles_folder, out, capsys)
+    out = tmp_path / "run"  # the distance U-Net, with one synthetic overlapping-bubble image
+    metrics, lines = run(bubbles_folder, out, capsys, "--distance-weight", "1", "--overlaps", "1")
     assert metrics["evaluated_on"] == "validation"
     assert [image["name"] for image in metrics["images"]] == ["DL_for_Microscopy_Train_Img_1.png"]
     assert 0 <= metrics["iou"] <= 1 and 0 <= metrics["dice"] <= 1
@@ -53,6 +51,12 @@ def test_with_the_test_pair_it_scores_the_test_image(bubbles_folder, tmp_path, c
     skio.imsave(bubbles_folder / "test_label.png", label, check_contrast=False)
     metrics, lines = run(bubbles_folder, tmp_path / "run", capsys)
     assert metrics["evaluated_on"] == "test_image"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())  # the defaults
+    assert (config["data"]["images"], config["model"]["distance_weight"]) == (
+        str(bubbles_folder),
+        0.0,
+    )
+    assert not (tmp_path / "run" / "synthetic_overlaps").exists()
     assert [image["name"] for image in metrics["images"]] == ["test_image.png"]
     assert lines[-1].endswith("on the test image (lecture's U-Net: 0.713)")
 
