@@ -7,7 +7,10 @@ so that importing this module does not import TensorFlow."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -203,3 +206,13 @@ def tiny_config(labels, images, epochs=2, **training) -> RunConfig:
         model=_tiny_unet(),
         training=TrainingConfig(epochs=epochs, steps_per_epoch=2, **training),
     )
+
+
+def load_benchmark(name: str) -> types.ModuleType:
+    """``benchmarks/NAME.py`` as a module (benchmarks/ is no package), registered in
+    ``sys.modules`` as ``name`` so that its dataclasses find their module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

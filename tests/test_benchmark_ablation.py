@@ -5,22 +5,17 @@ one-line refusals before anything trains."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import REPO, box_xml, cvat_text
+from tests.conftest import box_xml, cvat_text, load_benchmark
 
 
 @pytest.fixture(scope="module")
 def ablation():
-    path = REPO / "benchmarks" / "detector_ablation.py"
-    spec = importlib.util.spec_from_file_location("detector_ablation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("detector_ablation")
 
 
 ARGS = SimpleNamespace(

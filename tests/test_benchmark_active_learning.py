@@ -3,9 +3,6 @@ masks put together are the image's labels) and its table."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
 from skimage import io as skio
@@ -13,17 +10,12 @@ from skimage import io as skio
 from emdl.data import load_labeled_images
 from emdl.errors import LabelWarning
 from emdl.labels import semantic_mask
-from tests.conftest import REPO
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    path = REPO / "benchmarks" / "active_learning.py"
-    spec = importlib.util.spec_from_file_location("active_learning", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("active_learning")
 
 
 def test_the_tiles_together_are_the_labeled_image(bench, data_dir, tmp_path):

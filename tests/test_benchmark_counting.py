@@ -4,7 +4,6 @@ stand-in driver (plain Python, no torch, no training) in place of AtomAI's."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 
@@ -13,7 +12,7 @@ import pytest
 
 from emdl.errors import EmdlError, InputError
 from emdl.io.image import read_image
-from tests.conftest import REPO
+from tests.conftest import REPO, load_benchmark
 
 # Reads what the real driver reads and writes what it writes; its probabilities are the held-out
 # image itself, which in the stand-in data is its own mask.
@@ -31,11 +30,7 @@ json.dump({"mode": mode, "crops": len(images), "mask_pixels": float(masks.sum())
 
 @pytest.fixture(scope="module")
 def bench():
-    path = REPO / "benchmarks" / "counting.py"
-    spec = importlib.util.spec_from_file_location("counting", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("counting")
 
 
 def test_crops_cover_the_image_in_raster_order(bench):

@@ -3,7 +3,6 @@ files, the reader of the peer's boxes, its scoring, the table and emdl's run con
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,16 +14,12 @@ from emdl.data import load_labeled_images
 from emdl.data.sources import split_by_image
 from emdl.errors import InputError
 from emdl.io.labels import read_labels
-from tests.conftest import REPO, box_image, box_xml, write_labeled_folder
+from tests.conftest import box_image, box_xml, load_benchmark, write_labeled_folder
 
 
 @pytest.fixture(scope="module")
 def bench():
-    path = REPO / "benchmarks" / "detector_vs_ultralytics.py"
-    spec = importlib.util.spec_from_file_location("detector_vs_ultralytics", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("detector_vs_ultralytics")
 
 
 BOXES = {"a b.png": [(4, 6, 20, 14)], "c.png": [(30, 30, 50, 58), (40, 2, 60, 12)], "d.png": []}

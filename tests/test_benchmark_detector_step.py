@@ -4,21 +4,16 @@ refusals before anything is built."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def step():
-    path = REPO / "benchmarks" / "detector_step.py"
-    spec = importlib.util.spec_from_file_location("detector_step", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("detector_step")
 
 
 def test_flop_limit_and_fraction(step):
