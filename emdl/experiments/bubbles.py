@@ -11,6 +11,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emdl.synth.scene import SceneSettings
 
 # --synthetic: how many bubble micrographs of how many pixels, and the share held out to score.
 SYNTHETIC_COUNT = 8
@@ -77,7 +81,7 @@ def synthetic_data(
     *,
     folder: str = SYNTHETIC_DATA,
     seed: int = 0,
-    settings=None,
+    settings: SceneSettings | None = None,
 ) -> tuple[Path, Path]:
     """(labels, images) of ``count`` (default :data:`SYNTHETIC_COUNT`) synthetic ``size x size``
     (:data:`SYNTHETIC_SIZE`) bubble micrographs of emdl.synth's bubble preset (or of

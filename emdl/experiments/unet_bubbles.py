@@ -23,8 +23,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emdl.experiments import bubbles
+
+if TYPE_CHECKING:
+    from emdl.train.config import RunConfig
 
 LECTURE_IOU = 0.713  # AtomAI U-Net in the lecture, foreground IoU at threshold 0.5
 LABELS = ("DL_for_Microscopy_Train_Lab_1.xml", "DL_for_Microscopy_Train_Lab_2.xml")
@@ -45,7 +49,7 @@ def default_config(
     hold_out: bool,
     distance_weight: float = 0.0,
     overlaps: tuple[Path, Path] | None = None,
-):
+) -> RunConfig:
     """The experiment's settings: a 4-level U-Net with 16 base filters (with a distance map of
     ``distance_weight`` in its loss, 0: the two-class U-Net), 256 x 256 crops, every
     augmentation, cross-entropy + Dice, AdamW with cosine decay. ``overlaps``: (labels, images
