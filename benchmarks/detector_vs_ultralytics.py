@@ -69,10 +69,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# the experiment's cap with a budget: far more epochs than fit, so the budget ends training
+from emdl.experiments.yolo_loops import EPOCH_CAP
+
 PEER_PYTHON = "/work/peers/ultralytics/bin/python"
 STEPS_PER_EPOCH = 40  # the yolo_loops experiment's
 LONGEST_SIDE = 640  # the yolo_loops experiment's resize, and so the peer's imgsz
-MAX_EPOCHS = 100_000  # a cap that never binds: the budget ends emdl's training
 COLUMNS = (  # (results key, heading, format)
     ("ap50", "AP50", "{:.3f}"),
     ("ap50_95", "AP50:95", "{:.3f}"),
@@ -251,7 +253,7 @@ def emdl_config(
     seed: int,
     *,
     budget_minutes: float | None = None,
-    epochs: int = MAX_EPOCHS,
+    epochs: int = EPOCH_CAP,
     steps_per_epoch: int = STEPS_PER_EPOCH,
     **options,
 ):

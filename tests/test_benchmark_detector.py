@@ -152,7 +152,7 @@ def test_emdl_trains_for_the_budget_through_the_library_option(bench, tmp_path):
     )
     training = config.training
     assert (training.budget_minutes, training.seed) == (20.0, 7)
-    assert (training.epochs, training.steps_per_epoch) == (bench.MAX_EPOCHS, 40)
+    assert (training.epochs, training.steps_per_epoch) == (bench.EPOCH_CAP, 40)
     assert config.data.labels == (str(tmp_path / "t.xml"),)
     assert config.data.validation_labels == (str(tmp_path / "v.xml"),)
     assert (config.data.window, config.model.longest_side) == (320, 640)
