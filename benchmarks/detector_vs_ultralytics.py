@@ -43,7 +43,7 @@ on disk) was::
     /work/peers/ultralytics/bin/pip install torch==2.14.1 torchvision==0.29.1
     /work/peers/ultralytics/bin/pip install ultralytics    # 8.4.190
 
-Run alone on the machine. A 60-minute budget takes about 2 h 10 min end to end: 2 x 60 min of
+Run alone on the machine. A 60-minute budget took 2 h 3 min end to end: 2 x 60 min of
 training, then emdl's evaluation, calibration and export on the validation images and the peer's
 final validation and prediction (with ``--budget-minutes 1 --limit-images 20``: 3.5 min, on a
 shared CPU)::

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from emdl import __version__
 from emdl.console import (
@@ -197,10 +197,19 @@ def _rank(args: argparse.Namespace) -> None:
         print(f"uncertainty maps (green: every view agrees, red: one does) -> {args.maps}")
 
 
-def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
+def at_least(smallest: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``smallest``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < smallest:
+            raise argparse.ArgumentTypeError(f"must be at least {smallest}, got {value}")
+        return value
+
+    return parse
 
 
 class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
@@ -229,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"emdl {__version__}")
     parser.add_argument(
         "--max-pixels",
-        type=_positive_int,
+        type=at_least(1),
         metavar="N",
         help="most pixels (width x height) an image or mask in a label file may declare "
         "(default 2^30)",

@@ -19,26 +19,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from emdl.cli import DefaultsHelp
+from emdl.cli import DefaultsHelp, at_least
 from emdl.experiments import bubbles
 from emdl.experiments.pretraining import Budget
 
 DEFAULT = Budget()
-
-
-def at_least(smallest: int):
-    """An argparse type: an integer of at least ``smallest``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < smallest:
-            raise argparse.ArgumentTypeError(f"must be at least {smallest}, got {value}")
-        return value
-
-    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:

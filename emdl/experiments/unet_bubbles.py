@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from emdl.cli import at_least
 from emdl.experiments import bubbles
 
 if TYPE_CHECKING:
@@ -91,15 +92,6 @@ def score_test_pair(model, config, image_path: Path, label_path: Path) -> dict:
     return score_masks([("test_image.png", predicted, truth)], list(config.classes))
 
 
-def _count(text: str) -> int:
-    """A number of images, 0 or more (argparse's type)."""
-    import argparse
-
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a number of images (0 or more), got {text!r}")
-    return int(text)
-
-
 def _weight(text: str) -> float:
     """A loss weight, 0 or more (argparse's type)."""
     import argparse
@@ -123,7 +115,7 @@ def _options(parser) -> None:
     )
     parser.add_argument(
         "--overlaps",
-        type=_count,
+        type=at_least(0),
         default=OVERLAPS,
         help=f"synthetic overlapping-bubble images trained on beside the real ones (default "
         f"{OVERLAPS}; written to OUT/{OVERLAPS_DATA}/; 0: none)",

@@ -129,7 +129,7 @@ def test_synthetic_trains_and_scores_on_generated_bubbles_without_data(
 @pytest.mark.parametrize(
     ("option", "problem"),
     [
-        (["--overlaps", "-2"], "--overlaps: expected a number of images (0 or more), got '-2'"),
+        (["--overlaps", "-2"], "--overlaps: must be at least 0, got -2"),
         (
             ["--distance-weight", "-1"],
             "--distance-weight: expected a weight of 0 or more, got '-1'",
