@@ -161,9 +161,17 @@ def test_ctrl_c_in_training_ends_in_one_line_and_keeps_the_backup(folder, tmp_pa
     path = write_config(tiny_config(*folder, epochs=200), tmp_path / "run.json")
     command = [sys.executable, "-m", "emdl.cli", "train", str(path), "--out", str(run_dir)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    # A command started in the background of a script (as CI may be) ignores SIGINT, children
+    # inherit that, and Python then leaves SIGINT ignored: the run would rightly not stop. A
+    # terminal's foreground command starts with SIGINT at its default; a handled signal is reset
+    # to the default across exec, so this gives the child that.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 120
     while not (run_dir / "backup" / "training_metadata.json").exists():
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
