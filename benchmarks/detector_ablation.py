@@ -15,6 +15,12 @@ emdl's own rule with ``--seed``, ``--validation-fraction`` of them), one after t
   (whose momentum ramps up as 0.9999 x (1 - exp(-step / 2000)): about 0.45 after 1200 steps);
 - ``warmup``: a linear warm-up of the learning rate over the first ``--warmup-steps`` steps
   (default 3 epochs' worth, as Ultralytics' ``warmup_epochs=3``), ``training.warmup_steps``;
+- ``sgd``: SGD with Nesterov momentum 0.937 at a learning rate of 0.01 (Ultralytics' SGD and
+  ``lr0``) instead of AdamW at 2e-3 (what Ultralytics' ``optimizer="auto"`` picks for a run this
+  short), ``training.optimizer``;
+- ``scale``: a zoom by 0.5 to 1.5 on every crop (Ultralytics' ``scale=0.5``) instead of 0.75 to
+  1.33 on half of them: the defects at more sizes (crops stay 320 x 320, so this is the
+  multi-scale training a fully convolutional detector gets from crops);
 - ``whole``: whole micrographs, resized, instead of crops: a 640 x 640 window on images resized to
   640 pixels (all of loops111's are square), so a batch holds 8 whole images (4 times the pixels
   of a batch of crops, so its steps take about 4 times as long).
@@ -27,12 +33,13 @@ not a speed measurement.
 
 Run alone on the machine; at the defaults (30 x 40 steps) a crop variant trains about 20 minutes
 alone (``detector_vs_ultralytics.py`` trained 32 such epochs in 20), plus its evaluation;
-``whole`` about four times that. A smoke run of the four variants x 4 steps on 20 images
-(``--epochs 2 --steps-per-epoch 2 --limit-images 20 --warmup-steps 2``) took 15 min on a shared
-CPU::
+``whole`` about four times that. A smoke run of baseline, ema, warmup and whole x 4 steps on
+20 images (``--epochs 2 --steps-per-epoch 2 --limit-images 20 --warmup-steps 2``) took 15 min on
+a shared CPU::
 
     python benchmarks/detector_ablation.py --data-dir $EMDL_DATA_DIR --out /tmp/ablation \\
-        [--variants baseline,ema,warmup,whole] [--epochs 30] [--steps-per-epoch 40] [--seed 0]
+        [--variants baseline,ema,warmup,sgd,scale,whole] [--epochs 30] [--steps-per-epoch 40] \\
+        [--seed 0]
 
 ``--limit-images N`` keeps the first N labeled images (a quick check that it all runs, not a
 measurement). Each variant trains in ``--out/VARIANT/`` (a run directory) and leaves its row in
@@ -67,12 +74,25 @@ COLUMNS = (  # (row key, heading, format): the scores as the side-by-side prints
 )
 
 
-# name: (what it changes, the arguments -> (detector_config's options, training's changes))
-VARIANTS: dict[str, tuple[str, Callable]] = {
-    "baseline": ("yolo_loops defaults", lambda args: ({}, {})),
-    "ema": ("EMA of the weights", lambda args: ({}, {"ema_momentum": args.ema_momentum})),
-    "warmup": ("learning-rate warm-up", lambda args: ({}, {"warmup_steps": warmup_steps(args)})),
-    "whole": ("whole resized images, not crops", lambda args: ({"window": WHOLE}, {})),
+SGD_LEARNING_RATE = 0.01  # Ultralytics' lr0 for SGD
+SCALE = {"probability": 1.0, "range": [0.5, 1.5]}  # Ultralytics' scale=0.5 gain, every crop
+
+
+# name: (what it changes, the arguments -> the changes: detector_config's "options", and the
+# "training" fields and "augmentation" effects replaced)
+VARIANTS: dict[str, tuple[str, Callable[[argparse.Namespace], dict]]] = {
+    "baseline": ("yolo_loops defaults", lambda args: {}),
+    "ema": ("EMA of the weights", lambda args: {"training": {"ema_momentum": args.ema_momentum}}),
+    "warmup": (
+        "learning-rate warm-up",
+        lambda args: {"training": {"warmup_steps": warmup_steps(args)}},
+    ),
+    "whole": ("whole resized images, not crops", lambda args: {"options": {"window": WHOLE}}),
+    "sgd": (
+        "SGD (Nesterov 0.937, lr 0.01), not AdamW",
+        lambda args: {"training": {"optimizer": "sgd", "learning_rate": SGD_LEARNING_RATE}},
+    ),
+    "scale": ("zoom 0.5-1.5 on every crop", lambda args: {"augmentation": {"zoom": SCALE}}),
 }
 
 
@@ -87,7 +107,7 @@ def variant_config(name: str, training_xml, validation_xml, images_dir, args):
     """The run config of variant ``name`` on the benchmark's split: the baseline
     (``detector_vs_ultralytics.emdl_config``, ``--epochs`` x ``--steps-per-epoch`` steps, no
     budget) with the variant's change."""
-    options, changes = VARIANTS[name][1](args)
+    changes = VARIANTS[name][1](args)
     config = VS.emdl_config(
         training_xml,
         validation_xml,
@@ -95,10 +115,13 @@ def variant_config(name: str, training_xml, validation_xml, images_dir, args):
         args.seed,
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
-        **options,
+        **changes.get("options", {}),
     )
-    training = dataclasses.replace(config.training, **changes)
-    return dataclasses.replace(config, training=training)
+    return dataclasses.replace(
+        config,
+        training=dataclasses.replace(config.training, **changes.get("training", {})),
+        augmentation=config.augmentation | changes.get("augmentation", {}),
+    )
 
 
 def run_variant(name: str, config, out_dir: Path) -> dict:
@@ -166,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder, out = Path(args.data_dir).resolve() / "loops111", Path(args.out).resolve()
     labels, images_dir = folder / "annotations.xml", folder / "images"
     settings = {key: value for key, value in vars(args).items() if key not in ("out", "variants")}
+    settings["data_dir"] = str(Path(args.data_dir).resolve())  # the same folder however it is given
     try:
         names = parse_variants(args.variants)
         if not labels.is_file():

@@ -49,13 +49,20 @@ def test_each_variant_changes_one_thing_at_the_same_steps(ablation):
     assert changes(configs["whole"]) == {
         "data.window": 640, "data.stride": 640, "model.tile": 1280, "model.overlap": 160,
     }  # fmt: skip
+    assert changes(configs["sgd"]) == {"training.optimizer": "sgd", "training.learning_rate": 0.01}
+    for name in set(configs) - {"scale"}:
+        assert configs[name].augmentation == baseline.augmentation
+    scale = dict(configs["scale"].augmentation)
+    assert scale.pop("zoom") == {"probability": 1.0, "range": [0.5, 1.5]}
+    assert (changes(configs["scale"]), baseline.augmentation["zoom"]["range"]) == ({}, [0.75, 1.33])
+    assert scale == {k: v for k, v in baseline.augmentation.items() if k != "zoom"}
     short = SimpleNamespace(**{**vars(ARGS), "epochs": 2, "steps_per_epoch": 2})
     assert ablation.warmup_steps(short) == 3  # fewer than the run's 4 steps
 
 
 def test_variants_and_table(ablation):
     assert ablation.parse_variants(" ema,baseline ") == ["ema", "baseline"]
-    for bad in ("ema,ema", "sgd", ","):
+    for bad in ("ema,ema", "adam", ","):
         with pytest.raises(ValueError, match="expected distinct names among baseline, ema"):
             ablation.parse_variants(bad)
     row = {"variant": "ema", "ap50": 0.5, "ap50_95": 0.25, "precision50": 0.75,
@@ -72,8 +79,8 @@ def test_bad_inputs_end_in_one_line_before_anything_trains(ablation, tmp_path, c
     data = tmp_path / "data"
     out = tmp_path / "out"
     common = ["--data-dir", str(data), "--out", str(out)]
-    assert ablation.main([*common, "--variants", "sgd"]) == 1
-    assert "--variants 'sgd': expected distinct names" in capsys.readouterr().err
+    assert ablation.main([*common, "--variants", "adam"]) == 1
+    assert "--variants 'adam': expected distinct names" in capsys.readouterr().err
     assert ablation.main(common) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "loops111/annotations.xml: not found" in err

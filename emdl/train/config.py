@@ -67,11 +67,15 @@ class DataConfig:
         check_line_width(self.line_width, "data.line_width")
 
 
+OPTIMIZERS = ("adamw", "sgd")  # training.optimizer's choices (:mod:`emdl.train.optimizer`)
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """How long and how fast: ``epochs`` of ``steps_per_epoch`` batches or, with
     ``budget_minutes``, as many epochs as fit in that many minutes of training (``epochs`` then
-    only caps them; :mod:`emdl.train.budget`); AdamW at ``learning_rate`` after a linear warm-up
+    only caps them; :mod:`emdl.train.budget`); ``optimizer`` ("adamw", or "sgd": Nesterov
+    momentum 0.937, as Ultralytics' SGD) at ``learning_rate`` after a linear warm-up
     over the first ``warmup_steps`` steps (0: none), with a cosine decay to
     ``final_learning_rate_fraction`` of it over the rest of the run (:mod:`emdl.train.optimizer`);
     with ``ema_momentum`` above 0 an exponential moving average of the weights is kept beside
@@ -98,8 +102,14 @@ class TrainingConfig:
     pretrained: str | None = None
     budget_minutes: float | None = None
     warmup_steps: int = 0
+    optimizer: str = "adamw"
 
     def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"training.optimizer: expected one of {', '.join(map(json.dumps, OPTIMIZERS))}, "
+                f"got {json.dumps(self.optimizer)}"
+            )
         if self.pretrained is not None and not (
             isinstance(self.pretrained, str) and self.pretrained.strip()
         ):

@@ -1,4 +1,4 @@
-"""The optimizer every run trains with, and its learning-rate schedule."""
+"""The optimizer a run trains with, and its learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -34,15 +34,20 @@ def learning_rate_schedule(
     )
 
 
-def adamw(training: TrainingConfig) -> keras.optimizers.AdamW:
-    """AdamW with :func:`learning_rate_schedule` and, when ``ema_momentum`` is set, a moving
-    average of the weights, kept beside them: training goes on with the trained weights, and
+def build_optimizer(training: TrainingConfig) -> keras.optimizers.Optimizer:
+    """``training.optimizer`` with :func:`learning_rate_schedule` and decoupled weight decay
+    (``weight_decay`` x the learning rate, each step): AdamW, or SGD with Nesterov momentum 0.937
+    (Ultralytics' SGD). When ``ema_momentum`` is set, a moving average of the weights is kept
+    beside them: training goes on with the trained weights, and
     :func:`emdl.train.callbacks.run_callbacks` swaps the average in for validation and the
     checkpoints (so it is what is evaluated, kept and exported)."""
     ema = training.ema_momentum > 0
-    return keras.optimizers.AdamW(
-        learning_rate_schedule(training),
-        weight_decay=training.weight_decay,
-        use_ema=ema,
-        ema_momentum=training.ema_momentum if ema else 0.99,
-    )
+    common = {
+        "learning_rate": learning_rate_schedule(training),
+        "weight_decay": training.weight_decay,
+        "use_ema": ema,
+        "ema_momentum": training.ema_momentum if ema else 0.99,
+    }
+    if training.optimizer == "sgd":
+        return keras.optimizers.SGD(momentum=0.937, nesterov=True, **common)
+    return keras.optimizers.AdamW(**common)

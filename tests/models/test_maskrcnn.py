@@ -20,7 +20,7 @@ from emdl.models.maskrcnn.roi_align import align_level, box_levels, roi_align
 from emdl.models.maskrcnn.targets import mask_targets, roi_targets, rpn_targets, sample
 from emdl.predict.masks import instances_from_masks
 from emdl.train.config import TrainingConfig
-from emdl.train.optimizer import adamw
+from emdl.train.optimizer import build_optimizer
 from tests.conftest import TINY
 
 
@@ -246,7 +246,9 @@ def trained():
     """The tiny model after 60 steps on eight disc images, and its loss history."""
     keras.utils.set_random_seed(0)
     model = build_maskrcnn(TINY)
-    model.compile(optimizer=adamw(TrainingConfig(learning_rate=3e-3, epochs=1, steps_per_epoch=60)))
+    model.compile(
+        optimizer=build_optimizer(TrainingConfig(learning_rate=3e-3, epochs=1, steps_per_epoch=60))
+    )
     images, targets = discs(8)
     history = []
     for step in range(60):
@@ -329,7 +331,7 @@ def test_it_trains_under_mixed_precision_as_on_gpus():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = build_maskrcnn(TINY)
-        model.compile(optimizer=adamw(TrainingConfig(epochs=1, steps_per_epoch=2)))
+        model.compile(optimizer=build_optimizer(TrainingConfig(epochs=1, steps_per_epoch=2)))
         images, targets = discs(4, seed=1)
         logs = model.train_on_batch(images, targets, return_dict=True)
         out = model.predict_on_batch(images)

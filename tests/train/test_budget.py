@@ -15,7 +15,7 @@ from emdl.errors import EmdlError, InputError
 from emdl.train.budget import BUDGET_STATE, Budget
 from emdl.train.callbacks import run_callbacks
 from emdl.train.config import TrainingConfig, load_config
-from emdl.train.optimizer import adamw
+from emdl.train.optimizer import build_optimizer
 
 # 4 steps an epoch, a budget of 2 minutes, at most 100 epochs (the cap never binds here).
 TRAINING = TrainingConfig(epochs=100, steps_per_epoch=4, learning_rate=0.1, budget_minutes=2.0)
@@ -69,7 +69,7 @@ class Plans(keras.callbacks.Callback):
 def tiny_model(training: TrainingConfig) -> keras.Model:
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer=adamw(training), loss="mse")
+    model.compile(optimizer=build_optimizer(training), loss="mse")
     return model
 
 

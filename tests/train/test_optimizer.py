@@ -1,5 +1,6 @@
 """emdl.train.optimizer: the learning rate of a run, step by step: the linear warm-up of
-``training.warmup_steps``, then the cosine decay over the rest of the run."""
+``training.warmup_steps``, then the cosine decay over the rest of the run; and the optimizer
+``training.optimizer`` names."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from emdl.errors import InputError
 from emdl.train.config import TrainingConfig, load_config
-from emdl.train.optimizer import adamw, decay_steps, learning_rate_schedule
+from emdl.train.optimizer import build_optimizer, decay_steps, learning_rate_schedule
 
 # 2 epochs of 5 steps, 4 of them warm-up: the decay lasts the other 6 steps.
 WARM = TrainingConfig(
@@ -46,7 +47,7 @@ def test_no_warmup_is_the_cosine_over_the_whole_run():
     schedule = learning_rate_schedule(cold)
     assert [float(schedule(step)) for step in (0, 5, 10)] == pytest.approx([1e-3, 5.5e-4, 1e-4])
     # The optimizer's rate at its step 0, before any training.
-    assert float(adamw(WARM).learning_rate) == pytest.approx(2e-4)
+    assert float(build_optimizer(WARM).learning_rate) == pytest.approx(2e-4)
 
 
 def test_too_long_a_warmup_is_one_line_naming_the_file(tmp_path):
@@ -63,3 +64,23 @@ def test_too_long_a_warmup_is_one_line_naming_the_file(tmp_path):
     )
     with pytest.raises(ValueError, match="got -1"):
         TrainingConfig(warmup_steps=-1)
+
+
+def test_sgd_is_nesterov_momentum_with_the_same_schedule_and_decay():
+    sgd = build_optimizer(TrainingConfig(**{**vars(WARM), "optimizer": "sgd"}))
+    assert type(sgd).__name__ == "SGD"
+    assert (sgd.momentum, sgd.nesterov, sgd.weight_decay) == (0.937, True, 1e-4)
+    assert float(sgd.learning_rate) == pytest.approx(2e-4)
+    assert type(build_optimizer(WARM)).__name__ == "AdamW"
+
+
+def test_an_unknown_optimizer_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(
+        '{"data": {"labels": ["a.xml"], "images": "."}, "training": {"optimizer": "adam"}}'
+    )
+    with pytest.raises(InputError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f'{path}: training.optimizer: expected one of "adamw", "sgd", got "adam"'
+    )

@@ -19,7 +19,7 @@ from emdl.predict.instances import Instances
 from emdl.predict.masks import segment_instances
 from emdl.train.config import RunConfig
 from emdl.train.kinds.base import ModelKind, Row, box_dataset_options, detection_batches
-from emdl.train.optimizer import adamw
+from emdl.train.optimizer import build_optimizer
 from emdl.train.report import plot_overlays
 
 
@@ -39,7 +39,7 @@ class MaskRCNNKind(ModelKind):
         model = build_maskrcnn(config.model, config.loss)
         if compiled:
             # Not XLA: keras-cv's non-max suppression and the sampling have data-dependent shapes.
-            model.compile(optimizer=adamw(config.training), jit_compile=False)
+            model.compile(optimizer=build_optimizer(config.training), jit_compile=False)
         return model
 
     def truth(self, annotation: ImageAnnotation, classes: Sequence[str], config: RunConfig) -> dict:

@@ -32,7 +32,7 @@ from emdl.predict.tiled import predict_image
 from emdl.predict.tta import tta_pixels
 from emdl.train.config import RunConfig
 from emdl.train.kinds.base import ModelKind, Row
-from emdl.train.optimizer import adamw
+from emdl.train.optimizer import build_optimizer
 from emdl.train.report import plot_overlays
 
 THRESHOLD = 0.5  # foreground probability
@@ -86,7 +86,7 @@ class UNetKind(ModelKind):
                 distance_weight=settings.distance_weight,
             )
             model.compile(
-                optimizer=adamw(config.training),
+                optimizer=build_optimizer(config.training),
                 loss=loss,
                 metrics=[*metrics, PixelAccuracy(**channels)],
             )

@@ -21,7 +21,7 @@ from emdl.predict.detect import detect_image
 from emdl.predict.instances import Instances, instances_from_boxes
 from emdl.train.config import RunConfig
 from emdl.train.kinds.base import ModelKind, Row, box_dataset_options, detection_batches
-from emdl.train.optimizer import adamw
+from emdl.train.optimizer import build_optimizer
 from emdl.train.report import plot_detections
 
 THRESHOLD = 0.25  # score, when the run's metrics.json names no F1-best one
@@ -45,7 +45,7 @@ class DetectorKind(ModelKind):
         if compiled:
             loss = config.loss
             model.compile(
-                optimizer=adamw(config.training),
+                optimizer=build_optimizer(config.training),
                 box_loss="ciou",
                 classification_loss="binary_crossentropy",
                 box_loss_weight=loss["box"],
