@@ -74,11 +74,15 @@ class DetectorConfig(TiledInference):
 
 @keras.saving.register_keras_serializable(package="emdl")
 class Detector(keras_cv.models.YOLOV8Detector):
-    """``YOLOV8Detector`` with a distribution focal loss term (weight ``dfl_loss_weight``)."""
+    """``YOLOV8Detector`` with a distribution focal loss term (weight ``dfl_loss_weight``) and a
+    ``top_score`` metric: the highest class score (0 to 1) of each batch, averaged over the
+    epoch's batches. A model that scores nothing (about 0 everywhere) also has a loss of about 0,
+    as the task-aligned targets scale with its own scores; ``top_score`` tells the two apart."""
 
     def __init__(self, *args, dfl_loss_weight: float = 1.5, **kwargs):
         super().__init__(*args, **kwargs)
         self.dfl_loss_weight = dfl_loss_weight
+        self.top_score = keras.metrics.Mean(name="top_score")
 
     def compile(self, *args, dfl_loss_weight: float | None = None, **kwargs):
         """keras-cv's ``compile`` (``box_loss``, ``classification_loss`` and their weights), and
@@ -113,6 +117,10 @@ class Detector(keras_cv.models.YOLOV8Detector):
         )
         dfl = distribution_focal_loss(y_pred["boxes"], target_bboxes, assigned.anchor_points)
         return loss + self.dfl_loss_weight * ops.sum(dfl * box_weight) / target_scores_sum
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self.top_score.update_state(ops.max(y_pred["classes"]))
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def get_config(self):
         return {**super().get_config(), "dfl_loss_weight": self.dfl_loss_weight}

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
@@ -23,6 +24,8 @@ import keras
 from emdl.errors import EmdlError, InputError
 from emdl.io.atomic import atomic_path, write_text
 from emdl.train.config import RunConfig
+
+log = logging.getLogger(__name__)
 
 BACKUP = "backup"
 BACKUP_WEIGHTS = "latest.weights.h5"  # Keras' names inside backup/
@@ -43,12 +46,35 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """Keras' ModelCheckpoint of weights only, each save replacing the last whole."""
+    """Keras' ModelCheckpoint of weights only, each save replacing the last whole. With
+    ``unusable`` (the epoch's logs -> why it cannot be the best, or ""), such epochs are passed
+    over; if every epoch of a run was, the last one's weights are written at the end, so that
+    the run has weights to go on with."""
+
+    def __init__(self, *args, unusable: Callable[[dict], str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unusable = unusable
+
+    def _should_save_model(self, epoch, batch, logs, filepath):
+        why = self.unusable(logs or {}) if self.unusable else ""
+        if why:
+            log.info("epoch %d: not a best checkpoint, as %s", epoch + 1, why)
+            return False
+        return super()._should_save_model(epoch, batch, logs, filepath)
+
+    def on_train_end(self, logs=None):
+        path = self._get_file_path(0, None, logs or {})
+        if self.unusable and not os.path.exists(path):
+            log.info("no epoch could be a best checkpoint; keeping the last epoch's weights")
+            self._write(path)
 
     def _save_model(self, epoch, batch, logs):
         filepath = self._get_file_path(epoch, batch, logs)
         if not self._should_save_model(epoch, batch, logs, filepath):
             return
+        self._write(filepath)
+
+    def _write(self, filepath: str) -> None:
         os.makedirs(os.path.dirname(filepath) or ".", exist_ok=True)
         with atomic_path(filepath) as temporary:
             if self.save_weights_only:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -44,6 +45,20 @@ class AverageAcrossWorkers(keras.callbacks.Callback):
         self.model.distribute_strategy.run(average)
 
 
+class UsableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping, passing over the epochs ``unusable`` (logs -> why, or "") names,
+    as the best checkpoint does: they neither count as best nor as epochs without improvement."""
+
+    def __init__(self, *args, unusable: Callable[[dict], str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unusable = unusable
+
+    def get_monitor_value(self, logs):
+        if self.unusable and self.unusable(logs or {}):
+            return None  # Keras skips an epoch without a value
+        return super().get_monitor_value(logs)
+
+
 def run_callbacks(
     run_dir: Path,
     *,
@@ -52,6 +67,7 @@ def run_callbacks(
     chief: bool = True,
     replicas: int = 1,
     training: TrainingConfig | None = None,
+    unusable: Callable[[dict], str] | None = None,
 ) -> list[keras.callbacks.Callback]:
     """Best checkpoint (``best.weights.h5`` by ``monitor``: lower is better for a loss, higher
     for anything else), BackupAndRestore
@@ -62,7 +78,9 @@ def run_callbacks(
     workers), :class:`AverageAcrossWorkers` first; when ``training`` sets ``budget_minutes``,
     :class:`emdl.train.budget.Budget` (its state in ``backup/``, right after the backup's, so
     that it resumes with it); when it sets ``ema_momentum``, Keras' SwapEMAWeights, so that
-    the moving average of the weights is what is validated and checkpointed.
+    the moving average of the weights is what is validated and checkpointed. ``unusable`` (an
+    epoch's logs -> why it cannot be the best, or "") keeps such epochs from the best checkpoint
+    and from early stopping's count (:class:`emdl.train.backup.AtomicModelCheckpoint`).
 
     Workers other than the chief of a multi-worker run checkpoint (and back up) into
     ``worker_tmp/`` beside it, as tf.distribute requires every worker to save but only one copy to
@@ -98,12 +116,13 @@ def run_callbacks(
             mode=mode,
             save_best_only=True,
             save_weights_only=True,
+            unusable=unusable,
         ),
         keras.callbacks.CSVLogger(str(write_dir / "history.csv"), append=True),
     ]
     if patience:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience)
+            UsableEarlyStopping(monitor=monitor, mode=mode, patience=patience, unusable=unusable)
         )
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard")))

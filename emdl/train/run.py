@@ -10,6 +10,7 @@ What differs between kinds is asked of the run's :class:`~emdl.train.kinds.base.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -176,6 +177,9 @@ def _train(
                     chief=chief,
                     replicas=strategy.num_replicas_in_sync,
                     training=config.training,
+                    unusable=functools.partial(
+                        kind.unusable_epoch, config=config, prefix="val_" if validation else ""
+                    ),
                 ),
                 *callbacks,
             ],

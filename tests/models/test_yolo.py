@@ -107,3 +107,14 @@ def test_save_and_load_give_identical_outputs(tmp_path):
     again.load_weights(tmp_path / "w.weights.h5")
     for key in ("boxes", "classes"):
         np.testing.assert_array_equal(model(images)[key], again(images)[key])
+
+
+def test_top_score_is_the_batches_highest_class_score_averaged():
+    model = build_detector(DetectorConfig(size="xxs", classes=1), window=64)
+    model.compile(optimizer="adam", box_loss="ciou", classification_loss="binary_crossentropy")
+    images, targets = squares(4)
+    data = tf.data.Dataset.from_tensor_slices((images, targets)).batch(2)
+    logs = model.evaluate(data, verbose=0, return_dict=True)
+    highest = [float(np.max(model(images[i : i + 2])["classes"])) for i in (0, 2)]
+    assert logs["top_score"] == pytest.approx(np.mean(highest), rel=1e-5)
+    assert 0 < logs["top_score"] < 1  # sigmoid scores

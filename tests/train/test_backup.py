@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 from emdl.cli import main
 from emdl.errors import InputError
 from emdl.io.atomic import TEMPORARY_PREFIX
-from emdl.train.backup import check_restart, is_disk_full
+from emdl.train.backup import AtomicModelCheckpoint, check_restart, is_disk_full
 from emdl.train.run import train_run
 from tests.conftest import REPO, box_image, box_xml, tiny_config
 
@@ -214,3 +215,47 @@ def test_no_objects_with_empty_crops_dropped_is_refused_before_training(
         "or keep some empty crops (empty_crops 'keep' or a rate above 0)\n"
     )
     assert os.listdir(run_dir) == []  # not even config.json
+
+
+def read_bias(path: Path) -> float:
+    """The bias of the one-unit Dense layer saved in ``path``."""
+    with h5py.File(path) as file:
+        return float(file["layers/dense/vars/1"][0])
+
+
+def test_an_unusable_epoch_is_no_best_checkpoint_however_low_its_loss(tmp_path, caplog):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = tmp_path / "best.weights.h5"
+    why = {0.001: "it detects nothing"}  # by the epoch's loss
+    checkpoint = AtomicModelCheckpoint(
+        str(path), monitor="val_loss", save_best_only=True, save_weights_only=True,
+        unusable=lambda logs: why.get(logs["val_loss"], ""),
+    )  # fmt: skip
+    checkpoint.set_model(model)
+    saved = []
+    with caplog.at_level(logging.INFO, logger="emdl.train.backup"):
+        for epoch, loss in enumerate([0.001, 4.0, 5.0]):
+            model.layers[0].bias.assign([float(epoch)])
+            checkpoint.on_epoch_end(epoch, {"val_loss": loss})
+            saved.append(read_bias(path) if path.exists() else None)
+        checkpoint.on_train_end()
+    assert saved == [None, 1.0, 1.0]  # epoch 1's weights: epoch 0 passed over, epoch 2 worse
+    assert [record.getMessage() for record in caplog.records] == [
+        "epoch 1: not a best checkpoint, as it detects nothing"
+    ]
+
+
+def test_a_run_of_unusable_epochs_keeps_its_last_weights(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = tmp_path / "best.weights.h5"
+    checkpoint = AtomicModelCheckpoint(
+        str(path), monitor="val_loss", save_best_only=True, save_weights_only=True,
+        unusable=lambda logs: "no",
+    )  # fmt: skip
+    checkpoint.set_model(model)
+    for epoch in range(2):
+        model.layers[0].bias.assign([float(epoch)])
+        checkpoint.on_epoch_end(epoch, {"val_loss": 1.0})
+    assert not path.exists()
+    checkpoint.on_train_end()
+    assert read_bias(path) == 1.0

@@ -69,6 +69,22 @@ def test_a_detector_run_writes_its_directory(finished_run):
         assert 0 <= metrics[key] <= 1, key
     config, model = load_run(result.run_dir)
     assert config.kind == "yolo" and isinstance(model, Detector)
+    header = (result.run_dir / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"top_score", "val_top_score"} <= set(header)
+
+
+def test_an_epoch_whose_model_scores_nothing_cannot_be_the_best():
+    config = RunConfig(
+        kind="yolo", data=DataConfig(labels=("a.xml",), images="."),
+        model=DetectorConfig(size="xxs", confidence_threshold=0.05),
+    )  # fmt: skip
+    unusable = config.model_kind.unusable_epoch
+    assert unusable({"val_loss": 0.001, "val_top_score": 0.0004}, config, "val_") == (
+        "val_top_score 0.0004 is below the confidence threshold 0.05: the model detects nothing"
+    )
+    assert unusable({"val_loss": 4.2, "val_top_score": 0.6}, config, "val_") == ""
+    assert unusable({"loss": 0.1, "top_score": 0.01}, config, "").startswith("top_score 0.01")
+    assert unusable({"val_loss": 4.2}, config, "val_") == ""  # a figure the run did not log
 
 
 @pytest.mark.slow

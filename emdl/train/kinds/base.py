@@ -109,6 +109,12 @@ class ModelKind:
         ``compiled`` is False."""
         raise NotImplementedError
 
+    def unusable_epoch(self, logs: Mapping[str, float], config: RunConfig, prefix: str) -> str:
+        """Why the model at the end of an epoch (its Keras ``logs``; ``prefix`` "val_" or "" for
+        the figures the run monitors) cannot be the best checkpoint whatever its monitored
+        figure, or "" when it can (always, by default)."""
+        return ""
+
     # Evaluation on whole labeled images.
 
     def truth(self, annotation: ImageAnnotation, classes: Sequence[str], config: RunConfig) -> Any:

@@ -55,6 +55,18 @@ class DetectorKind(ModelKind):
             )
         return model
 
+    def unusable_epoch(self, logs: Mapping[str, float], config: RunConfig, prefix: str) -> str:
+        """An epoch whose model scores no box above ``confidence_threshold`` (the batches'
+        highest class scores, averaged: ``top_score``) detects nothing; its loss is then about
+        0 too (the task-aligned targets scale with the model's scores), the lowest of the run."""
+        top = logs.get(f"{prefix}top_score")
+        if top is None or top >= config.model.confidence_threshold:
+            return ""
+        return (
+            f"{prefix}top_score {top:.3g} is below the confidence threshold "
+            f"{config.model.confidence_threshold:g}: the model detects nothing"
+        )
+
     def truth(self, annotation: ImageAnnotation, classes: Sequence[str], config: RunConfig) -> dict:
         """Boxes "xyxy" pixels of the whole image and their classes."""
         return box_targets(annotation, classes, line_width=config.data.line_width)
