@@ -18,9 +18,10 @@ emdl's own rule with ``--seed``, ``--validation-fraction`` of them), one after t
 - ``sgd``: SGD with Nesterov momentum 0.937 at a learning rate of 0.01 (Ultralytics' SGD and
   ``lr0``) instead of AdamW at 2e-3 (what Ultralytics' ``optimizer="auto"`` picks for a run this
   short), ``training.optimizer``;
-- ``scale``: a zoom by 0.5 to 1.5 on every crop (Ultralytics' ``scale=0.5``) instead of 0.75 to
-  1.33 on half of them: the defects at more sizes (crops stay 320 x 320, so this is the
-  multi-scale training a fully convolutional detector gets from crops);
+- ``narrow_zoom``: a zoom by 0.75 to 1.33 on half the crops, the default before 2026-12-02,
+  instead of 0.5 to 1.5 on every crop (Ultralytics' ``scale=0.5``): the defects at fewer sizes
+  (crops stay 320 x 320, so the wide zoom is the multi-scale training a fully convolutional
+  detector gets from crops);
 - ``whole``: whole micrographs, resized, instead of crops: a 640 x 640 window on images resized to
   640 pixels (all of loops111's are square), so a batch holds 8 whole images (4 times the pixels
   of a batch of crops, so its steps take about 4 times as long).
@@ -38,14 +39,15 @@ alone (``detector_vs_ultralytics.py`` trained 32 such epochs in 20), plus its ev
 a shared CPU::
 
     python benchmarks/detector_ablation.py --data-dir $EMDL_DATA_DIR --out /tmp/ablation \\
-        [--variants baseline,ema,warmup,sgd,scale,whole] [--epochs 30] [--steps-per-epoch 40] \\
-        [--seed 0]
+        [--variants baseline,ema,warmup,sgd,narrow_zoom,whole] [--epochs 30] \\
+        [--steps-per-epoch 40] [--seed 0]
 
 ``--limit-images N`` keeps the first N labeled images (a quick check that it all runs, not a
 measurement). Each variant trains in ``--out/VARIANT/`` (a run directory) and leaves its row in
 ``--out/VARIANT/row.json``; run again with the same ``--out`` and settings, it reuses the rows it
-finds and resumes an interrupted variant from its backup (that variant's "train s" then counts
-the last session only). The table is printed at the end and written to ``--out/results.json``.
+finds (refusing, in one line, one trained with another config than its variant has now) and
+resumes an interrupted variant from its backup (that variant's "train s" then counts the last
+session only). The table is printed at the end and written to ``--out/results.json``.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ COLUMNS = (  # (row key, heading, format): the scores as the side-by-side prints
 
 
 SGD_LEARNING_RATE = 0.01  # Ultralytics' lr0 for SGD
-SCALE = {"probability": 1.0, "range": [0.5, 1.5]}  # Ultralytics' scale=0.5 gain, every crop
+NARROW_ZOOM = {"probability": 0.5, "range": [0.75, 1.33]}  # yolo_loops' zoom before 2026-12-02
 
 
 # name: (what it changes, the arguments -> the changes: detector_config's "options", and the
@@ -92,7 +94,10 @@ VARIANTS: dict[str, tuple[str, Callable[[argparse.Namespace], dict]]] = {
         "SGD (Nesterov 0.937, lr 0.01), not AdamW",
         lambda args: {"training": {"optimizer": "sgd", "learning_rate": SGD_LEARNING_RATE}},
     ),
-    "scale": ("zoom 0.5-1.5 on every crop", lambda args: {"augmentation": {"zoom": SCALE}}),
+    "narrow_zoom": (
+        "zoom 0.75-1.33 on half the crops",
+        lambda args: {"augmentation": {"zoom": NARROW_ZOOM}},
+    ),
 }
 
 
@@ -124,6 +129,12 @@ def variant_config(name: str, training_xml, validation_xml, images_dir, args):
     )
 
 
+def config_record(config) -> dict:
+    """``config`` as its row keeps it (JSON types), to tell whether a kept row is still the
+    variant's."""
+    return json.loads(json.dumps(config.to_dict()))
+
+
 def run_variant(name: str, config, out_dir: Path) -> dict:
     """Train and score one variant in ``out_dir`` (a run directory); its row of the table, also
     written to ``out_dir/row.json``."""
@@ -142,6 +153,7 @@ def run_variant(name: str, config, out_dir: Path) -> dict:
         "train_seconds": clock.train_seconds,
         "training": dataclasses.asdict(config.training),
         "window": config.data.window,
+        "config": config_record(config),
     }
     (out_dir / "row.json").write_text(json.dumps(row, indent=2) + "\n")
     return row
@@ -221,8 +233,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in names:
             done = out / name / "row.json"
             if done.is_file():
+                row = json.loads(done.read_text())
+                if row.get("config") != config_record(configs[name]):
+                    raise EmdlError(
+                        f"{done}: trained with another config than variant {name} has now "
+                        "(changed defaults?); give a new --out"
+                    )
                 print(f"{name}: reusing {done}", flush=True)
-                rows.append(json.loads(done.read_text()))
+                rows.append(row)
                 continue
             print(f"{name} ({VARIANTS[name][0]}): training ...", flush=True)
             rows.append(run_variant(name, configs[name], out / name))

@@ -9,8 +9,9 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from skimage import io as skio
 
-from tests.conftest import box_xml, cvat_text, load_benchmark
+from tests.conftest import box_image, box_xml, cvat_text, load_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +51,13 @@ def test_each_variant_changes_one_thing_at_the_same_steps(ablation):
         "data.window": 640, "data.stride": 640, "model.tile": 1280, "model.overlap": 160,
     }  # fmt: skip
     assert changes(configs["sgd"]) == {"training.optimizer": "sgd", "training.learning_rate": 0.01}
-    for name in set(configs) - {"scale"}:
+    for name in set(configs) - {"narrow_zoom"}:
         assert configs[name].augmentation == baseline.augmentation
-    scale = dict(configs["scale"].augmentation)
-    assert scale.pop("zoom") == {"probability": 1.0, "range": [0.5, 1.5]}
-    assert (changes(configs["scale"]), baseline.augmentation["zoom"]["range"]) == ({}, [0.75, 1.33])
-    assert scale == {k: v for k, v in baseline.augmentation.items() if k != "zoom"}
+    narrow = dict(configs["narrow_zoom"].augmentation)
+    assert narrow.pop("zoom") == {"probability": 0.5, "range": [0.75, 1.33]}
+    assert baseline.augmentation["zoom"] == {"probability": 1.0, "range": [0.5, 1.5]}
+    assert changes(configs["narrow_zoom"]) == {}
+    assert narrow == {k: v for k, v in baseline.augmentation.items() if k != "zoom"}
     short = SimpleNamespace(**{**vars(ARGS), "epochs": 2, "steps_per_epoch": 2})
     assert ablation.warmup_steps(short) == 3  # fewer than the run's 4 steps
 
@@ -96,3 +98,25 @@ def test_bad_inputs_end_in_one_line_before_anything_trains(ablation, tmp_path, c
     (out / "settings.json").write_text(json.dumps({"seed": 1}))
     assert ablation.main(common) == 1
     assert "same settings" in capsys.readouterr().err
+
+
+def test_a_kept_row_of_another_config_is_refused_not_reused(ablation, tmp_path, capsys):
+    data, out = tmp_path / "data", tmp_path / "out"
+    (data / "loops111" / "images").mkdir(parents=True)
+    body = []
+    for name in ("a.png", "b.png"):
+        skio.imsave(data / "loops111" / "images" / name, box_image(64), check_contrast=False)
+        body.append(box_xml(name, 64, [(4, 4, 20, 20)], label="loop"))
+    (data / "loops111" / "annotations.xml").write_text(cvat_text("\n".join(body), labels=("loop",)))
+    common = ["--data-dir", str(data), "--out", str(out), "--variants", "baseline"]
+    settings = {"data_dir": str(data.resolve()), "epochs": 30, "steps_per_epoch": 40,
+                "ema_momentum": 0.99, "warmup_steps": None, "seed": 0,
+                "validation_fraction": 0.5, "limit_images": None}  # fmt: skip
+    (out / "baseline").mkdir(parents=True)
+    (out / "settings.json").write_text(json.dumps(settings))
+    (out / "baseline" / "row.json").write_text(json.dumps({"variant": "baseline", "config": {}}))
+    assert ablation.main([*common, "--validation-fraction", "0.5"]) == 1
+    assert capsys.readouterr().err == (
+        f"detector_ablation: {out / 'baseline' / 'row.json'}: trained with another config than "
+        "variant baseline has now (changed defaults?); give a new --out\n"
+    )

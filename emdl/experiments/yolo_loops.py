@@ -32,7 +32,9 @@ GEOMETRY = {
     "flip_horizontal": {"probability": 0.5},
     "flip_vertical": {"probability": 0.5},
     "rotate90": {"probability": 0.5},
-    "zoom": {"probability": 0.5, "range": [0.75, 1.33]},
+    # Every crop at a scale of 0.5 to 1.5 (Ultralytics' scale=0.5): +0.06 AP50 over 0.75 to 1.33
+    # on half the crops in benchmarks/detector_ablation.py's 1200-step table.
+    "zoom": {"probability": 1.0, "range": [0.5, 1.5]},
     "translate": {"probability": 0.5, "range": [-0.1, 0.1]},
 }
 IMAGING = ("jitter", "background", "contrast", "blur", "poisson_noise", "gaussian_noise")
