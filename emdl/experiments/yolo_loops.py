@@ -57,9 +57,9 @@ def detector_config(
     budget_minutes: float | None = None,
 ):
     """A detector run: "xs" backbone, crops of ``window`` pixels of the micrographs resized to
-    ``longest_side`` (or by ``scale``), flips, turns, zoom and the imaging effects, AdamW with a
-    cosine decay; ``epochs`` of ``steps_per_epoch`` steps, or with ``budget_minutes`` as many of
-    them as fit in that time (at most ``epochs``)."""
+    ``longest_side`` (or by ``scale``), flips, turns, a zoom of 0.5 to 1.5 and the imaging
+    effects, AdamW with a cosine decay; ``epochs`` of ``steps_per_epoch`` steps, or with
+    ``budget_minutes`` as many of them as fit in that time (at most ``epochs``)."""
     from emdl.models.yolo import DetectorConfig
     from emdl.train.config import DataConfig, RunConfig, TrainingConfig
 

@@ -35,7 +35,8 @@ class MaskRCNNKind(ModelKind):
         return box_dataset_options(training, classes, config)
 
     def build(self, config: RunConfig, *, compiled: bool = True) -> MaskRCNN:
-        """A Mask R-CNN, its losses weighted by ``config.loss``; compiled with AdamW."""
+        """A Mask R-CNN, its losses weighted by ``config.loss``; compiled with the run's
+        optimizer."""
         model = build_maskrcnn(config.model, config.loss)
         if compiled:
             # Not XLA: keras-cv's non-max suppression and the sampling have data-dependent shapes.

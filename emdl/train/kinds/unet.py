@@ -62,9 +62,9 @@ class UNetKind(ModelKind):
         return options
 
     def build(self, config: RunConfig, *, compiled: bool = True) -> keras.Model:
-        """A U-Net; compiled with AdamW (cosine decay, optional weight average), the composed
-        loss (the border class weighted ``border_weight``; the distance map's error weighted
-        ``distance_weight``) and IoU, Dice and pixel accuracy per foreground class."""
+        """A U-Net; compiled with the run's optimizer (cosine decay, optional weight average),
+        the composed loss (the border class weighted ``border_weight``; the distance map's error
+        weighted ``distance_weight``) and IoU, Dice and pixel accuracy per foreground class."""
         settings = config.model
         model = build_unet(settings)
         if compiled:

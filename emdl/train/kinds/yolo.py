@@ -39,8 +39,8 @@ class DetectorKind(ModelKind):
         return box_dataset_options(training, classes, config)
 
     def build(self, config: RunConfig, *, compiled: bool = True) -> Detector:
-        """A detector whose head priors suit the training window; compiled with AdamW and the
-        run's loss weights (``box`` CIoU, ``dfl``, ``class``)."""
+        """A detector whose head priors suit the training window; compiled with the run's
+        optimizer and loss weights (``box`` CIoU, ``dfl``, ``class``)."""
         model = build_detector(config.model, config.data.window)
         if compiled:
             loss = config.loss
