@@ -5,7 +5,7 @@ The detector and its training batches are those of ``benchmarks/detector_ablatio
 baseline (:func:`emdl.experiments.yolo_loops.detector_config` through
 ``detector_vs_ultralytics.emdl_config``: "xs" backbone, micrographs of loops111 resized to 640
 pixels on the longest side, batches of eight 320 x 320 crops with dense boxes padded with -1 to
-the most objects a training image has, all augmentations; AdamW 2e-3, cosine decay), built by the
+the most boxes a crop of the batch has, all augmentations; AdamW 2e-3, cosine decay), built by the
 detector kind exactly as ``emdl train`` builds it (``DetectorKind.build``: ``jit_compile=False``)
 and fed by the run's own training pipeline (``kind.datasets``). A few batches are drawn first
 (``--batches``); each timed call takes the next of them in turn, so no row includes the input
@@ -23,6 +23,10 @@ except the first. Every row is the median of ``--repeats`` calls after one warm-
 - ``forward+loss+grad``: that and the gradients of the loss (no optimizer);
 - ``train_step``: Keras' ``model.train_step`` (forward, loss, gradients, AdamW update, loss
   tracker) in a ``tf.function`` as ``model.fit`` builds it (``reduce_retracing=True``);
+- ``... image-max``: ``assign``, ``train_step`` and ``train_step XLA`` on the same batches
+  with their boxes padded to the most boxes a training image has, as every batch was before the
+  padding per batch (side by side: the time the padding costs) and as a run compiled by XLA
+  (``model.jit_compile``) still pads them, XLA compiling each shape anew;
 - ``... XLA``: the row above with ``jit_compile=True`` (``forward``, ``forward+loss+grad``,
   ``train_step``); when XLA refuses, the row carries the first line of its error instead;
 - ``matmul N^2``: a product of two ``--matmul-size`` square float32 matrices, whose rate
@@ -31,10 +35,13 @@ except the first. Every row is the median of ``--repeats`` calls after one warm-
 After its first call and one call on each other batch, every row but ``input`` is timed in
 turn, one call of each per round, so that the load of the machine falls on all rows alike.
 "compile s" is a row's first call (tracing, and for XLA compiling). "traces" counts how often
-its function was traced: more than one means a shape changed and the step retraced. Beside the
-XLA step: its loss after one step from the same weights and optimizer state on the same batch
-against the plain step's, and the gradients of forward + loss compiled by XLA against the plain
-ones at the same weights (the norm of their difference over the norm of the plain gradients).
+its function was traced: batches differ in their number of boxes, so a row that takes them traces
+twice (the first batch's number, then any, as ``reduce_retracing`` makes it; Keras' ``fit``
+traces once, on the pipeline's spec) and more would mean a retrace. Beside the XLA step: its
+loss after one step from the same weights and optimizer state on the same batch against the
+plain step's (and the same step's with the boxes padded to the busiest image's), and the
+gradients of forward + loss compiled by XLA against the plain ones at the same weights (the
+norm of their difference over the norm of the plain gradients).
 
 FLOPs: the forward pass's, counted by TensorFlow's profiler on the frozen graph of
 ``model(images, training=False)`` for one batch (each multiply-add of the convolutions and
@@ -49,9 +56,8 @@ time goes but not how fast it is::
     python benchmarks/detector_step.py --data-dir $EMDL_DATA_DIR --out /tmp/detector_step \\
         [--repeats 20] [--batches 4] [--limit-images N] [--matmul-size 4096] [--seed 0]
 
-``--limit-images N`` keeps the first N labeled images (a quick check that it runs; fewer images
-mean fewer padded boxes per batch). ``--no-xla`` skips the XLA rows. The table is printed and
-written to ``--out/results.json``.
+``--limit-images N`` keeps the first N labeled images (a quick check that it runs). ``--no-xla``
+skips the XLA rows. The table is printed and written to ``--out/results.json``.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ import detector_vs_ultralytics as VS  # noqa: N812 (a module, named as a constan
 
 # The rows compared with the FLOP limit: their work in forward passes (backward = 2 forward).
 FORWARDS = {"forward": 1, "forward+loss+grad": 3, "train_step": 3}
+FORMER = " image-max"  # suffix of the rows whose boxes are padded to the most an image has
 
 
 def median_seconds(call: Callable[[int], object], repeats: int) -> float:
@@ -173,13 +180,27 @@ def forward_flops(model, images_shape: Sequence[int]) -> int:
     return int(found.total_float_ops)
 
 
+def pad_boxes(targets: dict, count: int) -> dict:
+    """Dense targets ``{"boxes" (B, N, 4), "classes" (B, N)}`` padded with -1 to ``count``
+    boxes (``count`` >= ``N``)."""
+    import tensorflow as tf
+
+    extra = count - int(targets["classes"].shape[1])
+    return {
+        "boxes": tf.pad(targets["boxes"], [[0, 0], [0, extra], [0, 0]], constant_values=-1),
+        "classes": tf.pad(targets["classes"], [[0, 0], [0, extra]], constant_values=-1),
+    }
+
+
 def build(args) -> tuple:
     """(the compiled detector, its run config, the training pipeline's iterator, the number of
-    training images) at the ``yolo_loops`` settings on loops111 in ``args.data_dir``."""
+    training images, the most boxes one of them has) at the ``yolo_loops`` settings on loops111
+    in ``args.data_dir``."""
     import keras
 
     from emdl.data import load_labeled_images
     from emdl.errors import EmdlError
+    from emdl.train.kinds.base import object_counts
 
     folder = Path(args.data_dir).resolve() / "loops111"
     labels, images_dir = folder / "annotations.xml", folder / "images"
@@ -190,13 +211,15 @@ def build(args) -> tuple:
     # The benchmark split's config; its label files are never read here (the records are).
     config = VS.emdl_config(labels, labels, images_dir, args.seed)
     kind = config.model_kind
-    config = dataclasses.replace(
-        config, model=kind.model_config(config.model, classes), classes=tuple(classes)
-    )
+    # Without XLA: the boxes padded per batch, and the model compiled plain; the XLA rows build
+    # their own compiled functions.
+    model_config = dataclasses.replace(kind.model_config(config.model, classes), jit_compile=False)
+    config = dataclasses.replace(config, model=model_config, classes=tuple(classes))
     keras.utils.set_random_seed(config.training.seed)
     train_data, _, _ = kind.datasets(training, [], classes, config, config.data.batch_size)
     model = kind.build(config)
-    return model, config, iter(train_data), len(training)
+    most = max(object_counts(training, classes))
+    return model, config, iter(train_data), len(training), most
 
 
 def _state(model) -> list:
@@ -209,7 +232,7 @@ def _restore(model, state: list) -> None:
         variable.assign(value)
 
 
-def measure(model, iterator, args) -> tuple[list[dict], dict, float]:
+def measure(model, iterator, args, most: int) -> tuple[list[dict], dict, float]:
     """The table's rows, the XLA-against-plain comparison and the matrix-multiply peak in FLOP/s
     (see the module docstring). After each row's first call (on the first batch) and one call on
     each other batch, the rows are timed in turn, one call of each per round, so that a change
@@ -220,6 +243,9 @@ def measure(model, iterator, args) -> tuple[list[dict], dict, float]:
 
     batches = [next(iterator) for _ in range(args.batches)]
     count = len(batches)
+    former = [(images, pad_boxes(targets, most)) for images, targets in batches]
+    padded = [int(targets["classes"].shape[1]) for _, targets in batches]
+    print(f"boxes a batch is padded to: {padded} (the busiest image: {most})", flush=True)
     rows: dict[str, dict] = {}
     timed: dict[str, tuple] = {}  # name: (function, its arguments for call i)
 
@@ -239,7 +265,8 @@ def measure(model, iterator, args) -> tuple[list[dict], dict, float]:
 
     def graph(function, jit: bool = False):
         # No AutoGraph: the step has no Python control flow on tensors (Keras' fit converts none).
-        return tf.function(function, jit_compile=jit, autograph=False)
+        # Batches differ in their number of boxes: retracing generalizes that, as in Keras' fit.
+        return tf.function(function, jit_compile=jit, autograph=False, reduce_retracing=True)
 
     def step_function(jit: bool):
         # As keras' TensorFlow trainer builds it for fit() (_make_function's one_step_on_data).
@@ -279,6 +306,7 @@ def measure(model, iterator, args) -> tuple[list[dict], dict, float]:
     if xla:
         first_call("forward XLA", graph(forward, True), lambda i: (batches[i][0],), jit=True)
     first_call("assign", graph(assign), lambda i: (*batches[i], predicted[i]))
+    first_call("assign" + FORMER, graph(assign), lambda i: (*former[i], predicted[i]))
     first_call("forward+loss", graph(forward_loss), lambda i: batches[i])
 
     comparison: dict = {}
@@ -297,6 +325,14 @@ def measure(model, iterator, args) -> tuple[list[dict], dict, float]:
         logs = first_call(name, step_function(jit), lambda i: (batches[i],), jit)
         if logs is not None:
             comparison["xla_loss" if jit else "plain_loss"] = float(logs["loss"])
+    _restore(model, before)
+    model.reset_metrics()
+    logs = first_call("train_step" + FORMER, step_function(False), lambda i: (former[i],))
+    comparison["image_max_loss"] = float(logs["loss"])  # the same step: the same loss
+    if xla:  # as a run with model.jit_compile trains: one shape for every batch, one compile
+        _restore(model, before)
+        model.reset_metrics()
+        first_call("train_step XLA" + FORMER, step_function(True), lambda i: (former[i],), True)
     if "xla_loss" in comparison:
         comparison["loss_diff"] = abs(comparison["xla_loss"] - comparison["plain_loss"])
     _restore(model, before)
@@ -353,23 +389,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("repeats", "batches", "matmul_size"):
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        model, config, iterator, images = build(args)
+        model, config, iterator, images, most = build(args)
     except (EmdlError, ValueError) as exc:
         print(f"detector_step: {exc}", file=sys.stderr)
         return 1
 
     batch, window = config.data.batch_size, config.data.window
-    boxes = iterator.element_spec[1]["boxes"].shape[1]
     print(
-        f"{images} training images, batches of {batch} x {window} x {window} with {boxes} "
-        "padded boxes; timing ..."
+        f"{images} training images (at most {most} boxes in one), batches of {batch} x "
+        f"{window} x {window}; timing ..."
     )
-    rows, comparison, peak = measure(model, iterator, args)
+    rows, comparison, peak = measure(model, iterator, args, most)
     forward = forward_flops(model, (batch, window, window, 1))
     step = 3 * forward
     limit = flop_limit(step, peak)
     for row in rows:
-        forwards = FORWARDS.get(row["row"].removesuffix(" XLA"))
+        forwards = FORWARDS.get(row["row"].removesuffix(FORMER).removesuffix(" XLA"))
         if forwards and not row.get("error"):
             row["of_limit"] = fraction_of_limit(row["seconds"], forwards * forward, peak)
 
@@ -381,7 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(rows))
     refused = [row for row in rows if row.get("error")]
     for row in refused:
-        print(f"XLA did not compile {row['row'].removesuffix(' XLA')}: {row['error']}")
+        print(f"XLA did not compile {row['row'].replace(' XLA', '')}: {row['error']}")
+    print(
+        f"boxes padded per batch: loss {comparison['plain_loss']:.6f} after one step; padded "
+        f"to the {most} of the busiest image: {comparison['image_max_loss']:.6f}"
+    )
     if "xla_loss" in comparison and "grad_diff" in comparison:
         print(
             f"XLA step from the same state: loss {comparison['xla_loss']:.6f} against "
@@ -394,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {
         "settings": vars(args),
         "training_images": images,
-        "max_boxes": boxes,
+        "image_max_boxes": most,
         "cpu_cores": os.cpu_count(),
         "forward_flops": forward,
         "step_flops": step,

@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _no_xla_by_cpu(monkeypatch):
+    """Detector steps without XLA unless a test asks: "auto" would choose by this CPU's flags
+    (:func:`emdl.train.strategy.xla_preferred`), and the suite should not depend on them."""
+    monkeypatch.setattr("emdl.train.strategy.xla_preferred", lambda *args, **kwargs: False)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """``$EMDL_DATA_DIR``, else ``../shared/data`` beside the repository. Missing data fails."""

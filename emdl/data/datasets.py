@@ -14,7 +14,9 @@ Outputs, per batch of ``B`` crops of ``S x S`` pixels (``S`` = ``window``):
   object's normalized distance to its outline times 255 (:func:`emdl.labels.object_distance`).
 - detection: ``(images, {"boxes", "classes"})``, boxes float32 ``(B, None, 4)`` in
   ``bounding_box_format`` (crop pixels), classes float32 ``(B, None)`` 0-based, ragged; with
-  ``max_boxes`` dense ``(B, max_boxes, ...)`` padded with -1 as keras-cv expects.
+  ``max_boxes`` dense ``(B, max_boxes, ...)`` padded with -1 as keras-cv expects, or with
+  ``max_boxes="batch"`` dense ``(B, N, ...)``, ``N`` the most boxes a crop of the batch has (at
+  least 1).
 - instances: as detection plus ``"masks"`` uint8 ``(B, None, S, S)``; boxes are the masks' extents.
 """
 
@@ -85,6 +87,7 @@ def _check(
     empty_crops,
     min_visible,
     resize: Resize,
+    max_boxes: int | str | None = None,
 ) -> float:
     """Refuse bad settings while building, not inside a running graph; returns the keep rate of
     crops without objects."""
@@ -98,6 +101,9 @@ def _check(
         raise ValueError(f"stride must be a positive number of pixels, got {stride!r}")
     if not 0 <= min_visible <= 1:
         raise ValueError(f"min_visible must be in [0, 1], got {min_visible}")
+    if max_boxes is not None and max_boxes != "batch":
+        if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or max_boxes < 1:
+            raise ValueError(f"max_boxes must be a positive number or 'batch', got {max_boxes!r}")
     rates = {"keep": 1.0, "drop": 0.0}
     rate = rates.get(empty_crops, empty_crops)
     if isinstance(rate, str) or not 0 <= rate <= 1:
@@ -280,7 +286,7 @@ def build_dataset(
     empty_crops: str | float = "keep",
     min_visible: float = 0.5,
     bounding_box_format: str = "xyxy",
-    max_boxes: int | None = None,
+    max_boxes: int | str | None = None,
     one_hot: bool = False,
     line_width: float = 1.0,
     shuffle_buffer: int = 64,
@@ -309,7 +315,7 @@ def build_dataset(
     """
     stride = window // 2 if stride is None else stride
     resize = resize or Resize()
-    keep_rate = _check(records, target, window, stride, empty_crops, min_visible, resize)
+    keep_rate = _check(records, target, window, stride, empty_crops, min_visible, resize, max_boxes)
     classes = list(classes)
     if training and keep_rate == 0:
         _check_objects(records, classes)
@@ -411,9 +417,25 @@ def _outputs(crop: dict, target: str, n_classes: int, bounding_box_format: str, 
     return image, targets
 
 
-def _dense(targets: dict, max_boxes: int) -> dict:
-    """Ragged ``(B, None, ...)`` targets padded (and cut) to ``max_boxes``: -1 boxes and
-    classes, empty masks."""
+def _dense(targets: dict, max_boxes: int | str) -> dict:
+    """Ragged ``(B, None, ...)`` targets padded (and cut) to ``max_boxes``, or with "batch" to
+    the most boxes a crop of the batch has (at least 1): -1 boxes and classes, empty masks."""
+    if max_boxes == "batch":
+        # Most crops hold a few of the boxes the busiest image has: padding every crop to that
+        # many made the label assignment, which pairs every box with every anchor, that much
+        # slower (benchmarks/detector_step.py).
+        dense = {
+            key: value.to_tensor(0 if key == "masks" else -1.0) for key, value in targets.items()
+        }
+        empty = tf.maximum(1 - tf.shape(dense["classes"])[1], 0)  # a batch without any box
+        return {
+            key: tf.pad(
+                value,
+                [[0, 0], [0, empty]] + [[0, 0]] * (len(value.shape) - 2),
+                constant_values=0 if key == "masks" else -1,
+            )
+            for key, value in dense.items()
+        }
     dense = {
         "boxes": targets["boxes"].to_tensor(-1.0, shape=[None, max_boxes, 4]),
         "classes": targets["classes"].to_tensor(-1.0, shape=[None, max_boxes]),

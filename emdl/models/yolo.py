@@ -49,18 +49,25 @@ class DetectorConfig(TiledInference):
     ``size`` names the backbone (:data:`SIZES`); ``fpn_depth`` blocks per path-aggregation step;
     ``classes`` object classes (0: as many as the labels have); resizing, tiles and non-max
     suppression as :class:`~emdl.models.inference.TiledInference` says (tiles of 640 overlapping
-    by 128, NMS at IoU 0.6, at most 300 detections per tile).
+    by 128, NMS at IoU 0.6, at most 300 detections per tile). ``jit_compile``: the training step
+    compiled by XLA, true, false or "auto" (:func:`emdl.train.strategy.xla_preferred`);
+    prediction never is.
     """
 
     size: str = "xs"
     fpn_depth: int = 1
     classes: int = 0
+    jit_compile: bool | str = "auto"
 
     def checks(self) -> list[tuple[bool, str]]:
         return [
             (self.size in SIZES, f"size must be one of {sorted(SIZES)}, got {self.size!r}"),
             (self.fpn_depth >= 1, f"fpn_depth must be at least 1, got {self.fpn_depth}"),
             (self.classes >= 0, f"classes must be 0 (from the labels) or more, got {self.classes}"),
+            (
+                isinstance(self.jit_compile, bool) or self.jit_compile == "auto",
+                f'jit_compile must be true, false or "auto", got {self.jit_compile!r}',
+            ),
             *super().checks(),
         ]
 
@@ -90,6 +97,15 @@ class Detector(keras_cv.models.YOLOV8Detector):
         if dfl_loss_weight is not None:
             self.dfl_loss_weight = dfl_loss_weight
         super().compile(*args, **kwargs)
+
+    def make_predict_function(self, force=False):
+        # Prediction stays out of XLA, whatever the training step is compiled with: every tile
+        # size would compile anew, and the non-max suppression has data-dependent shapes.
+        jit, self._jit_compile = self._jit_compile, False
+        try:
+            return super().make_predict_function(force)
+        finally:
+            self._jit_compile = jit
 
     def predict_step(self, data):
         # keras-cv's takes the batch for the images; Keras 3.15 hands it over as a tuple.

@@ -147,6 +147,8 @@ def _train(
     )
     with strategy.scope():
         model = kind.build(config)
+    if model.jit_compile:
+        say("the training step is compiled by XLA (its first step compiles it)")
     monitor = (
         config.training.monitor if validation else config.training.monitor.removeprefix("val_")
     )

@@ -213,6 +213,42 @@ def test_formats_and_dense_padding(one_image):
     assert targets["boxes"].numpy()[0, 5].tolist() == [-1, -1, -1, -1]
 
 
+def test_boxes_padded_to_the_batch_hold_every_box_of_its_busiest_crop(one_image):
+    records, classes = one_image
+    # Windows of 32 with stride 32: the four windows of the 64 x 64 image, two crops a batch.
+    common = {"window": 32, "stride": 32, "training": False, "batch_size": 2, "min_visible": 0.0}
+    ragged = list(build_dataset(records, classes, "detection", **common))
+    dense = list(build_dataset(records, classes, "detection", max_boxes="batch", **common))
+    assert len(dense) == len(ragged) == 2
+    for (_, raw), (_, padded) in zip(ragged, dense, strict=True):
+        most = max(1, int(raw["classes"].row_lengths().numpy().max()))
+        assert padded["boxes"].shape[1] == padded["classes"].shape[1] == most
+        for row in range(2):
+            boxes = raw["boxes"][row].numpy()
+            assert np.array_equal(padded["boxes"].numpy()[row, : len(boxes)], boxes)
+            assert (padded["boxes"].numpy()[row, len(boxes) :] == -1).all()
+            assert (padded["classes"].numpy()[row, len(boxes) :] == -1).all()
+    assert [padded["classes"].shape[1] for _, padded in dense] == [2, 2]
+
+
+def test_a_batch_without_boxes_is_padded_to_one_empty_box(one_image):
+    records, classes = one_image
+    # Only whole boxes count: the window at (32, 32) holds none.
+    common = {"window": 32, "stride": 32, "training": False, "batch_size": 1, "min_visible": 1.0}
+    batches = list(build_dataset(records, classes, "detection", max_boxes="batch", **common))
+    shapes = [targets["boxes"].shape for _, targets in batches]
+    assert shapes == [(1, 1, 4)] * 4
+    assert batches[3][1]["boxes"].numpy().tolist() == [[[-1, -1, -1, -1]]]
+    assert batches[3][1]["classes"].numpy().tolist() == [[-1]]
+
+
+@pytest.mark.parametrize("max_boxes", [0, -2, "most", 2.5, True])
+def test_a_bad_max_boxes_is_refused_while_building(one_image, max_boxes):
+    records, classes = one_image
+    with pytest.raises(ValueError, match="max_boxes must be a positive number or 'batch'"):
+        build_dataset(records, classes, "detection", window=32, max_boxes=max_boxes)
+
+
 def test_images_of_different_sizes_share_a_data_set(labeled_folder):
     records, classes = load_labeled_images(
         *labeled_folder(

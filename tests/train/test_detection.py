@@ -181,3 +181,39 @@ def test_boxes_reach_the_detector_resized(labeled_folder):
     np.testing.assert_allclose(
         targets["boxes"][0], [[2, 3, 10, 7], [15, 15, 25, 29], [20, 1, 30, 6], [4, 20, 11, 31]]
     )
+
+
+def test_jit_compile_must_be_true_false_or_auto():
+    with pytest.raises(ValueError, match='jit_compile must be true, false or "auto"'):
+        DetectorConfig(jit_compile="yes")
+
+
+@pytest.mark.parametrize(("jit", "max_boxes"), [(False, "batch"), (True, 4), ("auto", "batch")])
+def test_xla_steps_take_boxes_padded_alike(two_images, jit, max_boxes):
+    from emdl.data import load_labeled_images
+    from emdl.train.kinds import model_kind
+
+    labels, images = two_images
+    records, classes = load_labeled_images(labels, images)
+    config = detector_run_config(labels, images, jit_compile=jit)
+    options = model_kind("yolo").dataset_options(records, classes, config)
+    assert options["max_boxes"] == max_boxes  # "auto": no XLA in tests (conftest)
+
+
+@pytest.mark.slow
+def test_a_detector_trains_compiled_by_xla_and_predicts_without(two_images):
+    from emdl.data import load_labeled_images
+    from emdl.train.kinds import model_kind
+
+    labels, images = two_images
+    records, classes = load_labeled_images(labels, images)
+    kind = model_kind("yolo")
+    config = detector_run_config(labels, images, jit_compile=True, classes=1)
+    train, _, _ = kind.datasets(records, [], classes, config, 2)
+    model = kind.build(config)
+    history = model.fit(train, steps_per_epoch=1, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.jit_compile is True
+    found = model.predict_on_batch(np.zeros((1, 64, 64, 1), np.float32))
+    assert found["boxes"].shape[0] == 1
+    assert model.jit_compile is True  # the predict function was built without it

@@ -1,4 +1,5 @@
-"""emdl.train.strategy: the dtype policy that training.mixed_precision picks."""
+"""emdl.train.strategy: the dtype policy that training.mixed_precision picks, and the CPU rule
+for XLA."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from emdl.train.config import TrainingConfig
 from emdl.train.strategy import choose_strategy
+from emdl.train.strategy import xla_preferred as real_xla_preferred  # before conftest's patch
 
 
 @pytest.mark.parametrize(
@@ -27,3 +29,22 @@ def test_other_mixed_precision_settings_are_refused(value):
         ValueError, match='training.mixed_precision: expected true, false or "auto"'
     ):
         TrainingConfig(mixed_precision=value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "preferred"),
+    [
+        ("flags\t\t: fpu sse2 avx2 fma\n", True),
+        ("flags\t\t: fpu sse2 avx2 fma avx512f avx512bw\n", False),
+        ("flags\t\t: fpu avx512_bf16\n", True),  # not AVX-512 Foundation
+        ("model name\t: no flags line\n", False),
+    ],
+)
+def test_xla_is_preferred_on_a_cpu_without_avx512(tmp_path, flags, preferred):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\n" + flags)
+    assert real_xla_preferred(str(cpuinfo)) is preferred
+
+
+def test_an_unreadable_cpuinfo_prefers_no_xla(tmp_path):
+    assert real_xla_preferred(str(tmp_path / "missing")) is False

@@ -19,6 +19,7 @@ from emdl.models.keras_cv_adapter import decode_regression_to_boxes, dist2bbox, 
 from emdl.models.yolo import Detector, DetectorConfig, build_detector
 from emdl.predict.detect import detect_image
 from emdl.predict.instances import Instances, instances_from_boxes
+from emdl.train import strategy
 from emdl.train.config import RunConfig
 from emdl.train.kinds.base import ModelKind, Row, box_dataset_options, detection_batches
 from emdl.train.optimizer import build_optimizer
@@ -36,7 +37,18 @@ class DetectorKind(ModelKind):
     target = "detection"
 
     def dataset_options(self, training, classes, config) -> dict:
-        return box_dataset_options(training, classes, config)
+        options = box_dataset_options(training, classes, config)
+        if self.jit_compile(config):
+            return options  # XLA compiles each shape anew: every batch padded alike
+        # Boxes padded per batch: the label assignment's time grows with the padded boxes, and
+        # a crop holds far fewer than the busiest image (keras-cv's assigner takes any number).
+        return options | {"max_boxes": "batch"}
+
+    def jit_compile(self, config: RunConfig) -> bool:
+        """Whether the training step is compiled by XLA: ``model.jit_compile``, "auto" resolved
+        by :func:`emdl.train.strategy.xla_preferred`."""
+        jit = config.model.jit_compile
+        return strategy.xla_preferred() if jit == "auto" else bool(jit)
 
     def build(self, config: RunConfig, *, compiled: bool = True) -> Detector:
         """A detector whose head priors suit the training window; compiled with the run's
@@ -51,7 +63,7 @@ class DetectorKind(ModelKind):
                 box_loss_weight=loss["box"],
                 classification_loss_weight=loss["class"],
                 dfl_loss_weight=loss["dfl"],
-                jit_compile=False,
+                jit_compile=self.jit_compile(config),
             )
         return model
 
