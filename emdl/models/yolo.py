@@ -101,6 +101,7 @@ class Detector(keras_cv.models.YOLOV8Detector):
     def make_predict_function(self, force=False):
         # Prediction stays out of XLA, whatever the training step is compiled with: every tile
         # size would compile anew, and the non-max suppression has data-dependent shapes.
+        # (_jit_compile is what Keras' jit_compile property reads and its predict function uses.)
         jit, self._jit_compile = self._jit_compile, False
         try:
             return super().make_predict_function(force)

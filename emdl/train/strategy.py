@@ -57,9 +57,9 @@ def choose_strategy(mixed_precision: bool | str = "auto") -> tf.distribute.Strat
 def xla_preferred(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the detector's training step runs faster compiled by XLA here: on a CPU without
     AVX-512 (no GPU). Measured by ``benchmarks/detector_step.py`` on two 2-core machines: XLA
-    took 0.55 of the plain step's time on an AMD EPYC with AVX2 (1515 against 2757 ms), whose
-    oneDNN convolutions reach a fifth of its matrix-multiply rate, and 1.11 of it on a CPU with
-    AVX-512 (729 against 655 ms). ``cpuinfo`` is read for the CPU's flags; unreadable, False."""
+    took 0.54 of the plain step's time on an AMD EPYC with AVX2 and no AVX-512 (1643 against
+    3061 ms), and 1.11 of it on a CPU with AVX-512 (729 against 655 ms). ``cpuinfo`` is read for
+    the CPU's flags; unreadable, False."""
     if tf.config.list_physical_devices("GPU"):
         return False
     try:
