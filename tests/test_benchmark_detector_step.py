@@ -1,6 +1,6 @@
 """The measuring-free parts of benchmarks/detector_step.py: the FLOP-limit arithmetic, the FLOP
 counter on a tiny graph, the median timer, the XLA error cell, the table and the one-line
-refusals before anything is built."""
+refusals before anything is built, the padding of the former rows."""
 
 from __future__ import annotations
 
@@ -66,3 +66,15 @@ def test_bad_inputs_end_in_one_line(step, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "loops111/annotations.xml: not found" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_pad_boxes_gives_the_former_padding(step):
+    import numpy as np
+
+    targets = {
+        "boxes": np.array([[[1, 2, 3, 4], [-1, -1, -1, -1]]], np.float32),
+        "classes": np.array([[0, -1]], np.float32),
+    }
+    padded = step.pad_boxes(targets, 4)
+    assert padded["boxes"].numpy().tolist() == [[[1, 2, 3, 4]] + [[-1, -1, -1, -1]] * 3]
+    assert padded["classes"].numpy().tolist() == [[0, -1, -1, -1]]
