@@ -420,29 +420,25 @@ def _outputs(crop: dict, target: str, n_classes: int, bounding_box_format: str, 
 def _dense(targets: dict, max_boxes: int | str) -> dict:
     """Ragged ``(B, None, ...)`` targets padded (and cut) to ``max_boxes``, or with "batch" to
     the most boxes a crop of the batch has (at least 1): -1 boxes and classes, empty masks."""
+    count = max_boxes
     if max_boxes == "batch":
         # Most crops hold a few of the boxes the busiest image has: padding every crop to that
         # many made the label assignment, which pairs every box with every anchor, that much
         # slower (benchmarks/detector_step.py).
-        dense = {
-            key: value.to_tensor(0 if key == "masks" else -1.0) for key, value in targets.items()
-        }
-        empty = tf.maximum(1 - tf.shape(dense["classes"])[1], 0)  # a batch without any box
-        return {
-            key: tf.pad(
-                value,
-                [[0, 0], [0, empty]] + [[0, 0]] * (len(value.shape) - 2),
-                constant_values=0 if key == "masks" else -1,
-            )
-            for key, value in dense.items()
-        }
+        count = tf.maximum(tf.reduce_max(targets["classes"].row_lengths()), 1)
+
+    def shape(*inner: int | None):
+        # A fixed count stays in the static shape; a counted one can only be given as a tensor.
+        if isinstance(count, int):
+            return [None, count, *inner]
+        return tf.stack([-1, count, *(-1 if size is None else size for size in inner)])
+
     dense = {
-        "boxes": targets["boxes"].to_tensor(-1.0, shape=[None, max_boxes, 4]),
-        "classes": targets["classes"].to_tensor(-1.0, shape=[None, max_boxes]),
+        "boxes": targets["boxes"].to_tensor(-1.0, shape=shape(4)),
+        "classes": targets["classes"].to_tensor(-1.0, shape=shape()),
     }
     if "masks" in targets:
-        masks = targets["masks"]
-        dense["masks"] = masks.to_tensor(0, shape=[None, max_boxes, None, None])
+        dense["masks"] = targets["masks"].to_tensor(0, shape=shape(None, None))
     return dense
 
 
