@@ -22,6 +22,8 @@ emdl's own rule with ``--seed``, ``--validation-fraction`` of them), one after t
   instead of 0.5 to 1.5 on every crop (Ultralytics' ``scale=0.5``): the defects at fewer sizes
   (crops stay 320 x 320, so the wide zoom is the multi-scale training a fully convolutional
   detector gets from crops);
+- ``mosaic``: half the groups of four crops made into mosaics (:mod:`emdl.data.mosaic`), cut at
+  a point 0.25 to 0.75 of the window (as Ultralytics draws its mosaic's centre);
 - ``whole``: whole micrographs, resized, instead of crops: a 640 x 640 window on images resized to
   640 pixels (all of loops111's are square), so a batch holds 8 whole images (4 times the pixels
   of a batch of crops, so its steps take about 4 times as long).
@@ -39,7 +41,7 @@ alone (``detector_vs_ultralytics.py`` trained 32 such epochs in 20), plus its ev
 a shared CPU::
 
     python benchmarks/detector_ablation.py --data-dir $EMDL_DATA_DIR --out /tmp/ablation \\
-        [--variants baseline,ema,warmup,sgd,narrow_zoom,whole] [--epochs 30] \\
+        [--variants baseline,ema,warmup,sgd,narrow_zoom,mosaic,whole] [--epochs 30] \\
         [--steps-per-epoch 40] [--seed 0]
 
 ``--limit-images N`` keeps the first N labeled images (a quick check that it all runs, not a
@@ -78,6 +80,7 @@ COLUMNS = (  # (row key, heading, format): the scores as the side-by-side prints
 
 SGD_LEARNING_RATE = 0.01  # Ultralytics' lr0 for SGD
 NARROW_ZOOM = {"probability": 0.5, "range": [0.75, 1.33]}  # yolo_loops' zoom before 2026-12-02
+MOSAIC = {"probability": 0.5, "range": [0.25, 0.75]}  # Ultralytics' mosaic centre: 0.25 to 0.75
 
 
 # name: (what it changes, the arguments -> the changes: detector_config's "options", and the
@@ -97,6 +100,10 @@ VARIANTS: dict[str, tuple[str, Callable[[argparse.Namespace], dict]]] = {
     "narrow_zoom": (
         "zoom 0.75-1.33 on half the crops",
         lambda args: {"augmentation": {"zoom": NARROW_ZOOM}},
+    ),
+    "mosaic": (
+        "mosaic of four crops, half the groups",
+        lambda args: {"augmentation": {"mosaic": MOSAIC}},
     ),
 }
 

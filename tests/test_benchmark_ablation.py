@@ -51,8 +51,12 @@ def test_each_variant_changes_one_thing_at_the_same_steps(ablation):
         "data.window": 640, "data.stride": 640, "model.tile": 1280, "model.overlap": 160,
     }  # fmt: skip
     assert changes(configs["sgd"]) == {"training.optimizer": "sgd", "training.learning_rate": 0.01}
-    for name in set(configs) - {"narrow_zoom"}:
+    for name in set(configs) - {"narrow_zoom", "mosaic"}:
         assert configs[name].augmentation == baseline.augmentation
+    assert changes(configs["mosaic"]) == {}
+    assert configs["mosaic"].augmentation == baseline.augmentation | {
+        "mosaic": {"probability": 0.5, "range": [0.25, 0.75]}
+    }
     narrow = dict(configs["narrow_zoom"].augmentation)
     assert narrow.pop("zoom") == {"probability": 0.5, "range": [0.75, 1.33]}
     assert baseline.augmentation["zoom"] == {"probability": 1.0, "range": [0.5, 1.5]}

@@ -50,6 +50,12 @@ EFFECTS: dict[str, _Kind] = {
     "gaussian_noise": _Kind((0.0, 1.0), (0.01, 0.08), "sigma, fraction of the intensity range"),
     "salt_pepper": _Kind((0.0, 0.5), (0.0, 0.01), "fraction of pixels"),
 }
+# Augmentations that combine crops (emdl.data.mosaic): applied to the stream of crops, not inside
+# one, so they are kept out of EFFECTS (whose order keys each crop's seeds) and of the defaults.
+COMBINATIONS: dict[str, _Kind] = {
+    "mosaic": _Kind((0.0, 1.0), (0.25, 0.75), "where four crops meet, fraction of the window"),
+}
+KINDS = EFFECTS | COMBINATIONS
 INTERPOLATIONS = ("bilinear", "nearest")
 
 
@@ -65,7 +71,8 @@ class Effect:
 
 @dataclass(frozen=True)
 class Augmentation:
-    """A validated set of augmentations; see :data:`EFFECTS` for names, units and bounds.
+    """A validated set of augmentations; see :data:`EFFECTS` and :data:`COMBINATIONS` for
+    names, units and bounds.
 
     ``interpolation`` ("bilinear" or "nearest") resamples the image; masks always use nearest.
     """
@@ -90,8 +97,8 @@ class Augmentation:
             )
         effects = []
         for name, settings in spec.items():
-            if name not in EFFECTS:
-                raise ValueError(f"unknown augmentation '{name}'; known: {', '.join(EFFECTS)}")
+            if name not in KINDS:
+                raise ValueError(f"unknown augmentation '{name}'; known: {', '.join(KINDS)}")
             settings = dict(settings or {})
             unknown = set(settings) - {"probability", "range"}
             if unknown:
@@ -99,7 +106,7 @@ class Augmentation:
             probability = float(settings.get("probability", 0.5))
             if not 0 <= probability <= 1:
                 raise ValueError(f"augmentation '{name}': probability {probability} not in [0, 1]")
-            kind = EFFECTS[name]
+            kind = KINDS[name]
             if kind.bounds is None:
                 if "range" in settings:
                     raise ValueError(f"augmentation '{name}' takes no range")
@@ -117,14 +124,15 @@ class Augmentation:
 
     @classmethod
     def default(cls, probability: float = 0.5) -> Augmentation:
-        """Every augmentation at its default range, each applied with ``probability``."""
+        """Every augmentation of :data:`EFFECTS` at its default range, each applied with
+        ``probability`` (no mosaic)."""
         return cls.from_dict({name: {"probability": probability} for name in EFFECTS})
 
     def to_dict(self) -> dict[str, dict[str, object]]:
         """The inverse of :meth:`from_dict` (JSON-ready)."""
         return {
             name: {"probability": effect.probability}
-            | ({"range": [effect.low, effect.high]} if EFFECTS[name].bounds else {})
+            | ({"range": [effect.low, effect.high]} if KINDS[name].bounds else {})
             for name, effect in self.effects
         }
 

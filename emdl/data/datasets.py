@@ -40,6 +40,7 @@ from emdl.data.augment import (
     warp_boxes,
     window_geometry,
 )
+from emdl.data.mosaic import GROUP, mosaic_crops
 from emdl.data.normalize import min_max
 from emdl.data.resize import Resize
 from emdl.data.sources import LabeledImage
@@ -315,6 +316,8 @@ def build_dataset(
     """
     stride = window // 2 if stride is None else stride
     resize = resize or Resize()
+    if augmentation is not None and augmentation.get("mosaic") and target == "instances":
+        raise ValueError("augmentation 'mosaic' is for semantic and detection crops, not instances")
     keep_rate = _check(records, target, window, stride, empty_crops, min_visible, resize, max_boxes)
     classes = list(classes)
     if training and keep_rate == 0:
@@ -366,6 +369,20 @@ def build_dataset(
         crops = crops.enumerate().filter(wanted).map(lambda index, crop: crop)
     if training and shuffle_buffer > 1:
         crops = crops.shuffle(shuffle_buffer, seed=seed)
+    mosaic = cropper.augmentation.get("mosaic")
+    if training and mosaic is not None and mosaic.probability > 0:
+        crops = (
+            crops.ragged_batch(GROUP, drop_remainder=True)
+            .enumerate()
+            .map(
+                lambda index, group: mosaic_crops(
+                    group, seed_pair + tf.stack([3, index]), mosaic, window, min_visible
+                ),
+                num_parallel_calls=autotune,
+                deterministic=True,
+            )
+            .unbatch()
+        )
     crops = crops.map(
         lambda crop: _outputs(
             crop, target, len(classes) + (border_width > 0), bounding_box_format, one_hot
