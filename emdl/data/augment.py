@@ -260,6 +260,20 @@ def warp_boxes(boxes: tf.Tensor, linear: tf.Tensor, centre: tf.Tensor, window: i
     return tf.concat([tf.reduce_min(moved, axis=1), tf.reduce_max(moved, axis=1)], axis=1)
 
 
+def keep_inside(
+    boxes: tf.Tensor, region: tf.Tensor, min_visible: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Which of ``boxes`` float32 ``(N, 4)`` "xyxy" keep enough of themselves inside ``region``
+    float32 ``(4,)`` "xyxy" (some area, and at least ``min_visible`` of their own): bool
+    ``(N,)``, and the boxes clipped to the region ``(N, 4)``."""
+    low = tf.concat([region[:2], region[:2]], 0)
+    high = tf.concat([region[2:], region[2:]], 0)
+    clipped = tf.clip_by_value(boxes, low, high)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+    return (visible > 0) & (visible >= min_visible * area), clipped
+
+
 def jitter_shifts(seeds: tf.Tensor, window: int, augmentation: Augmentation) -> tf.Tensor:
     """Sideways shift of each crop row, int32 ``(window,)``; zeros when jitter does not apply."""
     applies, amplitude = _draw(seeds, "jitter", augmentation.get("jitter"))

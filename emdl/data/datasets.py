@@ -33,6 +33,7 @@ from emdl.data.augment import (
     crop_seeds,
     imaging_effects,
     jitter_shifts,
+    keep_inside,
     random_geometry,
     shift_boxes,
     shift_rows,
@@ -262,10 +263,8 @@ class _Cropper:
             moved = warp_boxes(element["boxes"], linear, centre, window)
             if shifts is not None:
                 moved = shift_boxes(moved, shifts)
-            clipped = tf.clip_by_value(moved, 0.0, float(window))
-            area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
-            visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
-            keep = (visible > 0) & (visible >= self.min_visible * area)
+            crop_region = tf.constant([0.0, 0.0, window, window])
+            keep, clipped = keep_inside(moved, crop_region, self.min_visible)
             crop["boxes"] = tf.boolean_mask(clipped, keep)
             crop["classes"] = tf.boolean_mask(element["classes"], keep)
         if seeds is None:

@@ -18,20 +18,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from emdl.data.augment import Effect
+from emdl.data.augment import Effect, keep_inside
 
 GROUP = 4  # crops a mosaic is made of
-
-
-def _region_boxes(boxes: tf.Tensor, region: tf.Tensor, min_visible: float) -> tf.Tensor:
-    """Which of ``boxes`` float32 ``(N, 4)`` "xyxy" keep enough of their area inside ``region``
-    float32 ``(4,)`` "xyxy": bool ``(N,)``, and the boxes clipped to it ``(N, 4)``."""
-    low = tf.concat([region[:2], region[:2]], 0)
-    high = tf.concat([region[2:], region[2:]], 0)
-    clipped = tf.clip_by_value(boxes, low, high)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
-    return (visible > 0) & (visible >= min_visible * area), clipped
 
 
 def mosaic_crops(
@@ -73,7 +62,7 @@ def mosaic_crops(
         if "boxes" in group:
             boxes, classes = [], []
             for q, source in enumerate(sources):
-                keep, clipped = _region_boxes(
+                keep, clipped = keep_inside(
                     group["boxes"][source], tf.stack(regions[q]), min_visible
                 )
                 boxes.append(tf.boolean_mask(clipped, keep))
