@@ -17,7 +17,7 @@ distance-transform watershed: no learning), ``unet`` (the two-class U-Net + the 
 ``unet-borders`` (the instance-aware U-Net, ``--border-width`` 2 px, ``--border-weight`` 1),
 ``unet-distance`` (the distance U-Net, ``--distance-weight`` 1, ``--peak-depth`` 0.15; its
 instances grow from the peaks of the distance map it learned), the plain U-Net's watershed at
-``--split-depth`` pixels (default its rule), ``maskrcnn`` (the experiment's Mask R-CNN; slow),
+``--split-depth`` pixels (default its rule), ``maskrcnn`` (the experiment's Mask R-CNN),
 each optionally with ``+tta``. Data: ``--data-dir``, else ``$EMDL_DATA_DIR/bubbles``.
 ``--synthetic DIR`` trains every model on the training image and the synthetic images of an
 ``emdl synth --kind bubbles`` folder together (its runs named ``...-synth``). ``--seed N``
