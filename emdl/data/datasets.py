@@ -299,8 +299,9 @@ def build_dataset(
 
     ``training=True`` gives an endless stream of random crops augmented with ``augmentation``
     (None: crops only) and shuffled, its "mosaic" rearranging groups of four shuffled crops
-    (:mod:`emdl.data.mosaic`; semantic and detection only); ``training=False`` gives each image's sliding windows
-    (``stride`` pixels apart, default ``window // 2``) once, in order, unaugmented.
+    (:mod:`emdl.data.mosaic`; semantic and detection only); ``training=False`` gives each
+    image's sliding windows (``stride`` pixels apart, default ``window // 2``) once, in order,
+    unaugmented.
     ``empty_crops`` keeps ("keep"), drops ("drop") or keeps a fraction (a float) of crops without
     any object. An object cut by the crop edge is clipped, and left out of detection and instance
     targets when less than ``min_visible`` of its area is inside. ``line_width`` (pixels) draws
