@@ -90,11 +90,14 @@ def _check(
     min_visible,
     resize: Resize,
     max_boxes: int | str | None = None,
+    augmentation: Augmentation | None = None,
 ) -> float:
     """Refuse bad settings while building, not inside a running graph; returns the keep rate of
     crops without objects."""
     if target not in TARGETS:
         raise ValueError(f"unknown target '{target}', expected one of {TARGETS}")
+    if augmentation is not None and augmentation.get("mosaic") and target == "instances":
+        raise ValueError("augmentation 'mosaic' is for semantic and detection crops, not instances")
     if not records:
         raise ValueError("no labeled images to build a data set from")
     if not isinstance(window, int) or window <= 0:
@@ -317,9 +320,9 @@ def build_dataset(
     """
     stride = window // 2 if stride is None else stride
     resize = resize or Resize()
-    if augmentation is not None and augmentation.get("mosaic") and target == "instances":
-        raise ValueError("augmentation 'mosaic' is for semantic and detection crops, not instances")
-    keep_rate = _check(records, target, window, stride, empty_crops, min_visible, resize, max_boxes)
+    keep_rate = _check(
+        records, target, window, stride, empty_crops, min_visible, resize, max_boxes, augmentation
+    )
     classes = list(classes)
     if training and keep_rate == 0:
         _check_objects(records, classes)
