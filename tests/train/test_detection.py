@@ -188,14 +188,18 @@ def test_jit_compile_must_be_true_false_or_auto():
         DetectorConfig(jit_compile="yes")
 
 
-@pytest.mark.parametrize(("jit", "max_boxes"), [(False, "batch"), (True, 4), ("auto", "batch")])
+@pytest.mark.parametrize(
+    ("jit", "max_boxes"), [(None, "batch"), (False, "batch"), (True, 4), ("auto", "batch")]
+)
 def test_xla_steps_take_boxes_padded_alike(two_images, jit, max_boxes):
+    """None: the default, plain steps."""
     from emdl.data import load_labeled_images
     from emdl.train.kinds import model_kind
 
     labels, images = two_images
     records, classes = load_labeled_images(labels, images)
-    config = detector_run_config(labels, images, jit_compile=jit)
+    model = {} if jit is None else {"jit_compile": jit}
+    config = detector_run_config(labels, images, **model)
     options = model_kind("yolo").dataset_options(records, classes, config)
     assert options["max_boxes"] == max_boxes  # "auto": no XLA in tests (conftest)
 
