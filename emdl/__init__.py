@@ -3,9 +3,19 @@
 ``emdl.load_run(run_dir)`` gives a trained run to predict, measure and evaluate with
 (:mod:`emdl.api`); ``emdl.load_model(path)`` loads a run's ``model.keras``. Importing ``emdl``
 itself stays free of TensorFlow, so that the command line starts at once.
+
+Importing ``emdl`` sets ``TF_ENABLE_ONEDNN_OPTS=1`` unless it is set already: TensorFlow turns
+its oneDNN kernels on by itself only on CPUs with AVX-512's neural-network instructions, and
+without them a training step of the detector took 2.4 times as long on a 2-core AMD EPYC with
+AVX2 (``benchmarks/onednn.py``; README, "Where a training step's time goes"). TensorFlow reads
+the variable once, when it loads: imported before ``emdl``, it keeps its own choice.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def load_run(run_dir):

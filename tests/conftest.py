@@ -19,6 +19,9 @@ import numpy as np
 import pytest
 from skimage import io as skio
 
+# Before any test imports TensorFlow: its oneDNN setting is read once, and emdl sets it.
+import emdl  # noqa: F401
+
 if TYPE_CHECKING:
     from emdl.models.maskrcnn import MaskRCNNConfig
     from emdl.models.unet import UNetConfig

@@ -57,8 +57,9 @@ class DetectorConfig(TiledInference):
     size: str = "xs"
     fpn_depth: int = 1
     classes: int = 0
-    # Off by default: XLA's steps are faster on AVX2, but its one scored 60-minute run scored
-    # far below the runs without it (README, "The training step").
+    # Off by default: XLA's steps were faster on AVX2 with TensorFlow's Eigen kernels (with
+    # oneDNN's, which emdl turns on, hardly), and its one scored 60-minute run scored far
+    # below the runs without it (README, "The training step").
     jit_compile: bool | str = False
 
     def checks(self) -> list[tuple[bool, str]]:

@@ -54,13 +54,22 @@ def choose_strategy(mixed_precision: bool | str = "auto") -> tf.distribute.Strat
     return strategy
 
 
-def xla_preferred(cpuinfo: str = "/proc/cpuinfo") -> bool:
+def xla_preferred(cpuinfo: str = "/proc/cpuinfo", onednn: bool | None = None) -> bool:
     """Whether the detector's training step runs faster compiled by XLA here: on a CPU without
-    AVX-512 (no GPU). Measured by ``benchmarks/detector_step.py`` on two 2-core machines: XLA
-    took 0.54 of the plain step's time on an AMD EPYC with AVX2 and no AVX-512 (1643 against
-    3061 ms), and 1.11 of it on a CPU with AVX-512 (729 against 655 ms). ``cpuinfo`` is read for
-    the CPU's flags; unreadable, False."""
+    AVX-512 (no GPU) whose TensorFlow runs its own (Eigen) kernels, not oneDNN's. Measured by
+    ``benchmarks/detector_step.py`` on 2-core machines: with Eigen, XLA took 0.54 of the plain
+    step's time on an AMD EPYC with AVX2 (1643 against 3061 ms); with oneDNN (on by itself
+    with AVX-512, and set by ``import emdl`` elsewhere), 1.11 of it on a CPU with AVX-512 (729
+    against 655 ms) and 0.94 on an AVX2 EPYC (1020 against 1089 ms), too little for an XLA hour
+    that scored worse. ``onednn``: whether oneDNN is on (None: asked of TensorFlow).
+    ``cpuinfo`` is read for the CPU's flags; unreadable, False."""
     if tf.config.list_physical_devices("GPU"):
+        return False
+    if onednn is None:
+        from tensorflow.python.util import _pywrap_util_port
+
+        onednn = bool(_pywrap_util_port.IsMklEnabled())
+    if onednn:
         return False
     try:
         flags = next(

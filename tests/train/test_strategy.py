@@ -1,5 +1,5 @@
 """emdl.train.strategy: the dtype policy that training.mixed_precision picks, and the CPU rule
-for XLA."""
+for XLA (which depends on whether TensorFlow runs oneDNN's kernels)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,20 @@ def test_other_mixed_precision_settings_are_refused(value):
 def test_xla_is_preferred_on_a_cpu_without_avx512(tmp_path, flags, preferred):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\n" + flags)
-    assert real_xla_preferred(str(cpuinfo)) is preferred
+    assert real_xla_preferred(str(cpuinfo), onednn=False) is preferred
+    # With oneDNN's kernels the plain step is about as fast: never XLA.
+    assert real_xla_preferred(str(cpuinfo), onednn=True) is False
 
 
 def test_an_unreadable_cpuinfo_prefers_no_xla(tmp_path):
-    assert real_xla_preferred(str(tmp_path / "missing")) is False
+    assert real_xla_preferred(str(tmp_path / "missing"), onednn=False) is False
+
+
+def test_onednn_is_asked_of_tensorflow(tmp_path):
+    from tensorflow.python.util import _pywrap_util_port
+
+    # The suite imports emdl first, which turns oneDNN on unless $TF_ENABLE_ONEDNN_OPTS says no.
+    onednn = bool(_pywrap_util_port.IsMklEnabled())
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert real_xla_preferred(str(cpuinfo)) is (not onednn)
