@@ -6,8 +6,8 @@ itself stays free of TensorFlow, so that the command line starts at once.
 
 Importing ``emdl`` sets ``TF_ENABLE_ONEDNN_OPTS=1`` unless it is set already: TensorFlow turns
 its oneDNN kernels on by itself only on CPUs with AVX-512's neural-network instructions, and
-without them a training step of the detector took 2.4 times as long on a 2-core AMD EPYC with
-AVX2 (``benchmarks/onednn.py``; README, "Where a training step's time goes"). TensorFlow reads
+without them a training step took 2.1 (Mask R-CNN) to 3.0 (the detector) times as long on a
+2-core AMD EPYC with AVX2 (``benchmarks/onednn.py``; README, "oneDNN's kernels"). TensorFlow reads
 the variable once, when it loads: imported before ``emdl``, it keeps its own choice.
 """
 
