@@ -75,9 +75,9 @@ def child(kind: str, data_dir: Path, batches: int, rounds: int) -> dict:
 
     import keras
     import tensorflow as tf
-    from tensorflow.python.util import _pywrap_util_port
 
     from emdl.data import load_labeled_images
+    from emdl.train.strategy import onednn_enabled
 
     config = config_of(kind, data_dir)
     records, classes = load_labeled_images(
@@ -108,7 +108,7 @@ def child(kind: str, data_dir: Path, batches: int, rounds: int) -> dict:
             times.append(time.perf_counter() - start)
     return {
         "kind": kind,
-        "onednn": bool(_pywrap_util_port.IsMklEnabled()),
+        "onednn": onednn_enabled(),
         "batch": int(config.data.batch_size),
         "window": int(config.data.window),
         "ms": 1000 * statistics.median(times),

@@ -54,6 +54,14 @@ def choose_strategy(mixed_precision: bool | str = "auto") -> tf.distribute.Strat
     return strategy
 
 
+def onednn_enabled() -> bool:
+    """Whether this process's TensorFlow runs oneDNN's kernels (``TF_ENABLE_ONEDNN_OPTS``, read
+    once when TensorFlow loaded; ``import emdl`` sets it to 1 unless it was set)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def xla_preferred(cpuinfo: str = "/proc/cpuinfo", onednn: bool | None = None) -> bool:
     """Whether the detector's training step runs faster compiled by XLA here: on a CPU without
     AVX-512 (no GPU) whose TensorFlow runs its own (Eigen) kernels, not oneDNN's. Measured by
@@ -61,14 +69,12 @@ def xla_preferred(cpuinfo: str = "/proc/cpuinfo", onednn: bool | None = None) ->
     step's time on an AMD EPYC with AVX2 (1643 against 3061 ms); with oneDNN (on by itself
     with AVX-512, and set by ``import emdl`` elsewhere), 1.11 of it on a CPU with AVX-512 (729
     against 655 ms) and 0.94 on an AVX2 EPYC (1020 against 1089 ms), too little for an XLA hour
-    that scored worse. ``onednn``: whether oneDNN is on (None: asked of TensorFlow).
+    that scored worse. ``onednn``: whether oneDNN is on (None: :func:`onednn_enabled`).
     ``cpuinfo`` is read for the CPU's flags; unreadable, False."""
     if tf.config.list_physical_devices("GPU"):
         return False
     if onednn is None:
-        from tensorflow.python.util import _pywrap_util_port
-
-        onednn = bool(_pywrap_util_port.IsMklEnabled())
+        onednn = onednn_enabled()
     if onednn:
         return False
     try:

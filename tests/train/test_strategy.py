@@ -7,7 +7,7 @@ import keras
 import pytest
 
 from emdl.train.config import TrainingConfig
-from emdl.train.strategy import choose_strategy
+from emdl.train.strategy import choose_strategy, onednn_enabled
 from emdl.train.strategy import xla_preferred as real_xla_preferred  # before conftest's patch
 
 
@@ -57,6 +57,7 @@ def test_onednn_is_asked_of_tensorflow(tmp_path):
 
     # The suite imports emdl first, which turns oneDNN on unless $TF_ENABLE_ONEDNN_OPTS says no.
     onednn = bool(_pywrap_util_port.IsMklEnabled())
+    assert onednn_enabled() is onednn
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
     assert real_xla_preferred(str(cpuinfo)) is (not onednn)
