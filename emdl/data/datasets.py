@@ -50,6 +50,9 @@ from emdl.io.image import read_image
 from emdl.labels import box_targets, instance_targets, object_distance, semantic_mask
 
 TARGETS = ("semantic", "detection", "instances")
+# tf.data's autotuning for the windows of training=False (read once, in order): off, see
+# build_dataset; benchmarks/epoch_time.py sets it to compare.
+VALIDATION_AUTOTUNE = False
 
 
 def window_starts(size: int, window: int, stride: int) -> np.ndarray:
@@ -414,6 +417,10 @@ def build_dataset(
     options.deterministic = True
     # Parallel map calls use the cores; ops inside one call running on several threads compete.
     options.threading.max_intra_op_parallelism = 1
+    if not training:
+        # Keras' evaluate drops the previous evaluation's iterator, whose destructor waits for
+        # its autotuning thread: 15 s in half the epochs of a detector run (epoch_time.py).
+        options.autotune.enabled = VALIDATION_AUTOTUNE
     return batches.prefetch(autotune).with_options(options)
 
 

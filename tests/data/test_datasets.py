@@ -127,6 +127,21 @@ def test_sliding_windows_are_exact_slices(one_image):
     assert np.array_equal(images[..., 0], np.array(expected, dtype=np.float32))
 
 
+def test_only_the_training_pipeline_is_autotuned(one_image):
+    # Keras drops the validation iterator at each evaluation's start and its destructor waits
+    # for the autotuning thread (benchmarks/epoch_time.py): the windows go without it.
+    records, classes = one_image
+    options = {
+        training: build_dataset(
+            records, classes, "semantic", window=32, training=training
+        ).options()
+        for training in (True, False)
+    }
+    assert options[True].autotune.enabled is not False
+    assert options[False].autotune.enabled is False
+    assert options[False].deterministic and options[False].threading.max_intra_op_parallelism == 1
+
+
 def test_distance_masks_carry_the_object_distance_beside_the_classes(one_image):
     from emdl.labels import object_distance, semantic_mask
 
