@@ -29,11 +29,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+# benchmarks/ is no package: its scripts import each other from their folder.
+sys.path.insert(0, str(Path(__file__).parent))
+from child_process import run_json
 
 SETTINGS = {"autotuned": True, "emdl": False}  # the validation windows' autotuning
 SLOW = 1.0  # seconds of wait before a validation that count as a stall
@@ -144,15 +147,9 @@ def table(runs: dict[str, dict]) -> str:
 
 
 def run_child(name: str, args: argparse.Namespace) -> dict:
-    environment = dict(os.environ)
-    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    command = [sys.executable, __file__, "--child", name, "--data-dir", str(args.data_dir)]
-    command += ["--epochs", str(args.epochs), "--steps", str(args.steps)]
-    done = subprocess.run(command, env=environment, capture_output=True, text=True)
-    if done.returncode:
-        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise SystemExit(f"epoch_time: the {name} child failed: {tail}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    arguments = [__file__, "--child", name, "--data-dir", str(args.data_dir)]
+    arguments += ["--epochs", str(args.epochs), "--steps", str(args.steps)]
+    return run_json(arguments, f"epoch_time: the {name} child failed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,11 +34,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+# benchmarks/ is no package: its scripts import each other from their folder.
+sys.path.insert(0, str(Path(__file__).parent))
+from child_process import run_json
 
 KINDS = ("yolo", "unet", "maskrcnn")
 SETTINGS = {"Eigen": "0", "oneDNN": "1"}
@@ -118,15 +121,14 @@ def child(kind: str, data_dir: Path, batches: int, rounds: int) -> dict:
 
 
 def run_child(kind: str, setting: str, args: argparse.Namespace) -> dict:
-    environment = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=SETTINGS[setting])
-    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    command = [sys.executable, __file__, "--child", kind, "--data-dir", str(args.data_dir)]
-    command += ["--batches", str(args.batches), "--rounds", str(args.rounds)]
-    done = subprocess.run(command, env=environment, capture_output=True, text=True)
-    if done.returncode:
-        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise SystemExit(f"onednn: the {setting} child of {kind} failed: {tail}")
-    return json.loads(done.stdout.strip().splitlines()[-1]) | {"setting": setting}
+    arguments = [__file__, "--child", kind, "--data-dir", str(args.data_dir)]
+    arguments += ["--batches", str(args.batches), "--rounds", str(args.rounds)]
+    result = run_json(
+        arguments,
+        f"onednn: the {setting} child of {kind} failed",
+        {"TF_ENABLE_ONEDNN_OPTS": SETTINGS[setting]},
+    )
+    return result | {"setting": setting}
 
 
 def table(rows: Sequence[dict]) -> str:

@@ -55,7 +55,7 @@ def test_refusals_before_any_child(epoch_time, monkeypatch, tmp_path, capsys):
 
 def test_a_failed_child_is_one_line(epoch_time, monkeypatch):
     failed = subprocess.CompletedProcess([], 1, stdout="", stderr="Traceback\nValueError: boom\n")
-    monkeypatch.setattr(epoch_time.subprocess, "run", lambda *args, **kwargs: failed)
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: failed)
     args = argparse.Namespace(data_dir="d", epochs=2, steps=1)
     with pytest.raises(SystemExit, match="the emdl child failed: ValueError: boom"):
         epoch_time.run_child("emdl", args)

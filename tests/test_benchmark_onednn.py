@@ -42,7 +42,24 @@ def test_refusals_before_any_child(onednn, monkeypatch, capsys):
 
 def test_a_failed_child_is_one_line(onednn, monkeypatch):
     failed = subprocess.CompletedProcess([], 1, stdout="", stderr="Traceback\nValueError: boom\n")
-    monkeypatch.setattr(onednn.subprocess, "run", lambda *args, **kwargs: failed)
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: failed)
     args = argparse.Namespace(data_dir="d", batches=1, rounds=1)
     with pytest.raises(SystemExit, match="the oneDNN child of unet failed: ValueError: boom"):
         onednn.run_child("unet", "oneDNN", args)
+
+
+def test_a_child_gets_its_setting_and_gives_its_last_line(onednn, monkeypatch):
+    seen = {}
+
+    def run(command, env, **kwargs):
+        seen.update(command=command, env=env)
+        return subprocess.CompletedProcess(command, 0, stdout='log\n{"ms": 5.0}\n', stderr="")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # the user's setting wins over the quiet one
+    args = argparse.Namespace(data_dir="d", batches=2, rounds=3)
+    assert onednn.run_child("yolo", "Eigen", args) == {"ms": 5.0, "setting": "Eigen"}
+    assert (seen["env"]["TF_ENABLE_ONEDNN_OPTS"], seen["env"]["TF_CPP_MIN_LOG_LEVEL"]) == ("0", "0")
+    assert seen["command"][2:] == [
+        "--child", "yolo", "--data-dir", "d", "--batches", "2", "--rounds", "3"
+    ]  # fmt: skip
