@@ -26,7 +26,12 @@ emdl's own rule with ``--seed``, ``--validation-fraction`` of them), one after t
   a point 0.25 to 0.75 of the window (as Ultralytics draws its mosaic's centre);
 - ``whole``: whole micrographs, resized, instead of crops: a 640 x 640 window on images resized to
   640 pixels (all of loops111's are square), so a batch holds 8 whole images (4 times the pixels
-  of a batch of crops, so its steps take about 4 times as long).
+  of a batch of crops, so its steps take about 4 times as long);
+- ``fine``: micrographs resized to 1024 pixels on the longest side instead of 640 (loops111's
+  1024-pixel micrographs kept at their own pixels, its 2048-pixel ones halved), so a loop covers
+  1.6 times the pixels on a side (the median loop about 38 pixels instead of 23, the smallest
+  twentieth under 19 instead of 12) and a 320 x 320 crop a smaller part of the micrograph; the
+  steps cost the same, the validation and prediction 2.6 times the pixels.
 
 Each is scored by emdl's own evaluation of the run (the kind's ``evaluate`` on the validation
 images, whole and tiled, as ``emdl evaluate`` does): AP50, AP50:95, precision, recall and F1 at IoU
@@ -41,7 +46,7 @@ alone (``detector_vs_ultralytics.py`` trained 32 such epochs in 20), plus its ev
 a shared CPU::
 
     python benchmarks/detector_ablation.py --data-dir $EMDL_DATA_DIR --out /tmp/ablation \\
-        [--variants baseline,ema,warmup,sgd,narrow_zoom,mosaic,whole] [--epochs 30] \\
+        [--variants baseline,ema,warmup,sgd,narrow_zoom,mosaic,whole,fine] [--epochs 30] \\
         [--steps-per-epoch 40] [--seed 0]
 
 ``--limit-images N`` keeps the first N labeled images (a quick check that it all runs, not a
@@ -81,10 +86,11 @@ COLUMNS = (  # (row key, heading, format): the scores as the side-by-side prints
 SGD_LEARNING_RATE = 0.01  # Ultralytics' lr0 for SGD
 NARROW_ZOOM = {"probability": 0.5, "range": [0.75, 1.33]}  # yolo_loops' zoom before 2026-12-02
 MOSAIC = {"probability": 0.5, "range": [0.25, 0.75]}  # Ultralytics' mosaic centre: 0.25 to 0.75
+FINE_LONGEST_SIDE = 1024  # loops111's usual size: its 1024-pixel micrographs left as they are
 
 
 # name: (what it changes, the arguments -> the changes: detector_config's "options", and the
-# "training" fields and "augmentation" effects replaced)
+# "model" and "training" fields and "augmentation" effects replaced)
 VARIANTS: dict[str, tuple[str, Callable[[argparse.Namespace], dict]]] = {
     "baseline": ("yolo_loops defaults", lambda args: {}),
     "ema": ("EMA of the weights", lambda args: {"training": {"ema_momentum": args.ema_momentum}}),
@@ -104,6 +110,10 @@ VARIANTS: dict[str, tuple[str, Callable[[argparse.Namespace], dict]]] = {
     "mosaic": (
         "mosaic of four crops, half the groups",
         lambda args: {"augmentation": {"mosaic": MOSAIC}},
+    ),
+    "fine": (
+        f"micrographs resized to {FINE_LONGEST_SIDE}, not {VS.LONGEST_SIDE}",
+        lambda args: {"model": {"longest_side": FINE_LONGEST_SIDE}},
     ),
 }
 
@@ -131,6 +141,7 @@ def variant_config(name: str, training_xml, validation_xml, images_dir, args):
     )
     return dataclasses.replace(
         config,
+        model=dataclasses.replace(config.model, **changes.get("model", {})),
         training=dataclasses.replace(config.training, **changes.get("training", {})),
         augmentation=config.augmentation | changes.get("augmentation", {}),
     )

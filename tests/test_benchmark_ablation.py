@@ -51,6 +51,8 @@ def test_each_variant_changes_one_thing_at_the_same_steps(ablation):
         "data.window": 640, "data.stride": 640, "model.tile": 1280, "model.overlap": 160,
     }  # fmt: skip
     assert changes(configs["sgd"]) == {"training.optimizer": "sgd", "training.learning_rate": 0.01}
+    assert baseline.model.longest_side == 640
+    assert changes(configs["fine"]) == {"model.longest_side": 1024}
     for name in set(configs) - {"narrow_zoom", "mosaic"}:
         assert configs[name].augmentation == baseline.augmentation
     assert changes(configs["mosaic"]) == {}
