@@ -27,6 +27,8 @@ emdl's own rule with ``--seed``, ``--validation-fraction`` of them), one after t
 - ``whole``: whole micrographs, resized, instead of crops: a 640 x 640 window on images resized to
   640 pixels (all of loops111's are square), so a batch holds 8 whole images (4 times the pixels
   of a batch of crops, so its steps take about 4 times as long);
+- ``whole_pixels``: ``whole`` for a quarter of the steps (``--steps-per-epoch`` // 4 an epoch), so
+  it sees as many pixels as the crop variants and takes about as long;
 - ``fast_lr``: AdamW at 4e-3, twice the ``yolo_loops`` rate of 2e-3 (the same cosine decay to a
   twentieth of it);
 - ``fine``: micrographs resized to 1024 pixels on the longest side instead of 640 (loops111's
@@ -48,8 +50,8 @@ alone (``detector_vs_ultralytics.py`` trained 32 such epochs in 20), plus its ev
 a shared CPU::
 
     python benchmarks/detector_ablation.py --data-dir $EMDL_DATA_DIR --out /tmp/ablation \\
-        [--variants baseline,ema,warmup,sgd,narrow_zoom,mosaic,whole,fast_lr,fine] [--epochs 30] \\
-        [--steps-per-epoch 40] [--seed 0]
+        [--variants baseline,ema,warmup,sgd,narrow_zoom,mosaic,whole,whole_pixels,fast_lr,fine] \\
+        [--epochs 30] [--steps-per-epoch 40] [--seed 0]
 
 ``--limit-images N`` keeps the first N labeled images (a quick check that it all runs, not a
 measurement). Each variant trains in ``--out/VARIANT/`` (a run directory) and leaves its row in
@@ -102,6 +104,13 @@ VARIANTS: dict[str, tuple[str, Callable[[argparse.Namespace], dict]]] = {
         lambda args: {"training": {"warmup_steps": warmup_steps(args)}},
     ),
     "whole": ("whole resized images, not crops", lambda args: {"options": {"window": WHOLE}}),
+    "whole_pixels": (
+        "whole resized images, a quarter of the steps",
+        lambda args: {
+            "options": {"window": WHOLE},
+            "training": {"steps_per_epoch": max(1, args.steps_per_epoch // 4)},
+        },
+    ),
     "sgd": (
         "SGD (Nesterov 0.937, lr 0.01), not AdamW",
         lambda args: {"training": {"optimizer": "sgd", "learning_rate": SGD_LEARNING_RATE}},

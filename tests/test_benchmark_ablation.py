@@ -50,6 +50,9 @@ def test_each_variant_changes_one_thing_at_the_same_steps(ablation):
     assert changes(configs["whole"]) == {
         "data.window": 640, "data.stride": 640, "model.tile": 1280, "model.overlap": 160,
     }  # fmt: skip
+    assert changes(configs["whole_pixels"]) == changes(configs["whole"]) | {
+        "training.steps_per_epoch": 10
+    }
     assert changes(configs["sgd"]) == {"training.optimizer": "sgd", "training.learning_rate": 0.01}
     assert baseline.model.longest_side == 640
     assert changes(configs["fast_lr"]) == {"training.learning_rate": 0.004}
