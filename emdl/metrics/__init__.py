@@ -1,6 +1,11 @@
 """Scores of predictions against labels."""
 
-from emdl.metrics.detection import box_iou, match_detections, score_detections
+from emdl.metrics.detection import (
+    box_iou,
+    detection_errors,
+    match_detections,
+    score_detections,
+)
 from emdl.metrics.segmentation import (
     ForegroundDice,
     ForegroundIoU,
@@ -14,6 +19,7 @@ __all__ = [
     "ForegroundIoU",
     "PixelAccuracy",
     "box_iou",
+    "detection_errors",
     "dice_score",
     "iou_score",
     "match_detections",

@@ -17,7 +17,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from emdl.boxes import as_boxes, box_iou
+from emdl.boxes import as_boxes, box_area, box_iou
 
 
 def match_detections(
@@ -43,19 +43,113 @@ def match_detections(
     numpy.ndarray
         bool ``(N,)`` in the input order of the detections.
     """
+    return _matches(pred_boxes, pred_scores, true_boxes, iou_threshold) >= 0
+
+
+def _matches(pred_boxes, pred_scores, true_boxes, iou_threshold: float) -> np.ndarray:
+    """:func:`match_detections` as int64 ``(N,)``: the index of the truth each detection
+    matched, -1 for none."""
     pred_boxes, true_boxes = as_boxes(pred_boxes, "pred_boxes"), as_boxes(true_boxes, "true_boxes")
     pred_scores = np.asarray(pred_scores, np.float64).reshape(-1)
     if len(pred_scores) != len(pred_boxes):
         raise ValueError(f"{len(pred_scores)} scores for {len(pred_boxes)} boxes")
     iou = box_iou(pred_boxes, true_boxes)
     free = np.ones(len(true_boxes), bool)
-    hits = np.zeros(len(pred_boxes), bool)
+    matched = np.full(len(pred_boxes), -1, np.int64)
     for row in np.argsort(-pred_scores, kind="stable"):
         candidates = np.where(free & (iou[row] >= iou_threshold), iou[row], -1.0)
         if candidates.size and candidates.max() >= 0:
             best = int(candidates.argmax())
-            free[best], hits[row] = False, True
-    return hits
+            free[best], matched[row] = False, best
+    return matched
+
+
+def detection_errors(
+    images: Iterable[tuple[str, dict, dict]],
+    classes: Sequence[str],
+    score_threshold: float,
+    *,
+    loose_iou: float = 0.3,
+    size_groups: int = 4,
+) -> dict:
+    """Where a detector's errors are, at ``score_threshold``: which labeled objects it misses,
+    by size; how many of its detections have no labeled object near them; whether its boxes are
+    placed and sized right.
+
+    ``images`` as :func:`score_detections` takes them (boxes "xyxy" pixels); detections with a
+    score >= ``score_threshold`` count. Matching is :func:`match_detections`' within image and
+    class.
+
+    Returns
+    -------
+    dict
+        Plain Python numbers, JSON-ready:
+
+        - ``missed_by_size``: the labeled objects in ``size_groups`` groups of (as near as
+          possible) equal numbers by size, the square root of the box area in image pixels, the
+          smallest first; per group ``{"smallest_px", "largest_px", "objects", "missed"}``,
+          ``missed`` the objects no detection matches at IoU 0.5.
+        - ``detections``, ``unlabeled``: the detections kept, and those whose IoU with every
+          labeled object of their class is below ``loose_iou`` (false detections of objects not
+          labeled or not there, rather than misplaced boxes).
+        - ``f1_50``, ``f1_loose``: F1 at IoU 0.5 and at ``loose_iou`` (the gap is what better
+          placed boxes could gain).
+        - ``size_ratio_median``: over the detections matched at IoU 0.5, the median of the
+          square root of the detected over the labeled box area; 0.0 without any.
+
+    Raises
+    ------
+    ValueError
+        As :func:`score_detections`, or when ``size_groups`` < 1.
+    """
+    if size_groups < 1:
+        raise ValueError(f"size_groups must be >= 1, not {size_groups}")
+    sizes, found, kept, unlabeled, ratios, loose_hits, hits = [], [], 0, 0, [], 0, 0
+    for name, predicted, truth in images:
+        boxes, labels = as_boxes(predicted["boxes"], name), _classes(predicted, classes, name)
+        scores = np.asarray(predicted["scores"], np.float64).reshape(-1)
+        true_boxes, true_labels = as_boxes(truth["boxes"], name), _classes(truth, classes, name)
+        if not len(scores) == len(labels) == len(boxes) or len(true_labels) != len(true_boxes):
+            raise ValueError(f"{name}: boxes, classes and scores differ in length")
+        keep = scores >= score_threshold
+        boxes, labels, scores = boxes[keep], labels[keep], scores[keep]
+        kept += len(boxes)
+        image_found = np.zeros(len(true_boxes), bool)
+        for k in range(len(classes)):
+            mine, theirs = np.flatnonzero(labels == k), np.flatnonzero(true_labels == k)
+            matched = _matches(boxes[mine], scores[mine], true_boxes[theirs], 0.5)
+            image_found[theirs[matched[matched >= 0]]] = True
+            hits += int((matched >= 0).sum())
+            loose = _matches(boxes[mine], scores[mine], true_boxes[theirs], loose_iou)
+            loose_hits += int((loose >= 0).sum())
+            iou = box_iou(boxes[mine], true_boxes[theirs])
+            unlabeled += int((iou.max(axis=1, initial=0.0) < loose_iou).sum())
+            pairs = matched >= 0
+            if pairs.any():
+                area = box_area(boxes[mine][pairs]) / box_area(true_boxes[theirs][matched[pairs]])
+                ratios.extend(np.sqrt(area))
+        sizes.extend(np.sqrt(box_area(true_boxes)))
+        found.extend(image_found)
+    sizes, found = np.asarray(sizes, np.float64), np.asarray(found, bool)
+    order = np.argsort(sizes, kind="stable")
+    groups = []
+    for part in np.array_split(order, size_groups):
+        if len(part):
+            groups.append({
+                "smallest_px": float(sizes[part].min()),
+                "largest_px": float(sizes[part].max()),
+                "objects": len(part),
+                "missed": int((~found[part]).sum()),
+            })  # fmt: skip
+    objects = len(sizes)
+    return {
+        "missed_by_size": groups,
+        "detections": kept,
+        "unlabeled": unlabeled,
+        "f1_50": 2 * hits / (kept + objects) if kept + objects else 0.0,
+        "f1_loose": 2 * loose_hits / (kept + objects) if kept + objects else 0.0,
+        "size_ratio_median": float(np.median(ratios)) if ratios else 0.0,
+    }
 
 
 def score_detections(images: Iterable[tuple[str, dict, dict]], classes: Sequence[str]) -> dict:

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from emdl.metrics import box_iou, match_detections, score_detections
+from emdl.metrics import box_iou, detection_errors, match_detections, score_detections
 
 BOX = [0.0, 0.0, 10.0, 10.0]
 FAR = [50.0, 50.0, 60.0, 60.0]
@@ -186,3 +186,45 @@ def test_mismatched_inputs_raise(found, expected, message):
         score_detections([("a", found, expected)], ["loop"])
     with pytest.raises(ValueError, match="2 scores for 1 boxes"):
         match_detections([BOX], [0.9, 0.8], [BOX])
+
+
+def _one_image(classes=(0, 0, 0, 0, 0)):
+    """Four labeled squares of 10, 20, 30 and 40 px; detections: the 20 exactly, the 30 a fifth
+    too large (IoU 0.69), the 40 stretched to IoU 0.44, one far from any label, and one on the
+    10 below the threshold of 0.05."""
+    truth = {
+        "boxes": [[0, 0, 10, 10], [100, 100, 120, 120], [200, 200, 230, 230], [300, 300, 340, 340]],
+        "classes": [0, 0, 0, 0],
+    }
+    found = {
+        "boxes": [[100, 100, 120, 120], [200, 200, 236, 236], [300, 300, 340, 390],
+                  [500, 500, 510, 510], [0, 0, 10, 10]],
+        "classes": list(classes),
+        "scores": [0.9, 0.8, 0.7, 0.6, 0.01],
+    }  # fmt: skip
+    return [("a.png", found, truth)]
+
+
+def test_detection_errors_tell_misses_by_size_from_unlabeled_and_misplaced_boxes():
+    errors = detection_errors(_one_image(), ["loop"], 0.05, size_groups=2)
+    assert errors["missed_by_size"] == [
+        {"smallest_px": 10.0, "largest_px": 20.0, "objects": 2, "missed": 1},
+        {"smallest_px": 30.0, "largest_px": 40.0, "objects": 2, "missed": 1},
+    ]
+    assert (errors["detections"], errors["unlabeled"]) == (4, 1)
+    assert errors["f1_50"] == pytest.approx(4 / 8)  # 2 matched of 4 kept and 4 labeled
+    assert errors["f1_loose"] == pytest.approx(6 / 8)  # the stretched box counts at IoU 0.3
+    assert errors["size_ratio_median"] == pytest.approx(1.1)  # 1.0 and 36 / 30
+    single = detection_errors(_one_image(), ["loop"], 0.0, size_groups=4)["missed_by_size"]
+    assert [group["missed"] for group in single] == [0, 0, 0, 1]  # the 10 found below 0.05
+
+
+def test_detection_errors_match_within_class_and_refuse_no_groups():
+    errors = detection_errors(_one_image((1, 0, 0, 0, 0)), ["loop", "void"], 0.05)
+    assert (errors["detections"], errors["unlabeled"]) == (4, 2)  # no void is labeled
+    assert [group["missed"] for group in errors["missed_by_size"]] == [1, 1, 0, 1]
+    with pytest.raises(ValueError, match="size_groups must be >= 1, not 0"):
+        detection_errors(_one_image(), ["loop"], 0.05, size_groups=0)
+    empty = detection_errors([], ["loop"], 0.5)
+    assert empty == {"missed_by_size": [], "detections": 0, "unlabeled": 0, "f1_50": 0.0,
+                     "f1_loose": 0.0, "size_ratio_median": 0.0}  # fmt: skip
