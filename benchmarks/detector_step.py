@@ -5,7 +5,7 @@ The detector and its training batches are those of ``benchmarks/detector_ablatio
 baseline (:func:`emdl.experiments.yolo_loops.detector_config` through
 ``detector_vs_ultralytics.emdl_config``: "xs" backbone, micrographs of loops111 resized to 640
 pixels on the longest side, batches of eight 320 x 320 crops with dense boxes padded with -1 to
-the most boxes a crop of the batch has, all augmentations; AdamW 2e-3, cosine decay), built by the
+the most boxes a crop of the batch has, all augmentations; AdamW 4e-3, cosine decay), built by the
 detector kind exactly as ``emdl train`` builds it (``DetectorKind.build``: ``jit_compile=False``)
 and fed by the run's own training pipeline (``kind.datasets``). A few batches are drawn first
 (``--batches``); each timed call takes the next of them in turn, so no row includes the input

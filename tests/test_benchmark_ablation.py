@@ -55,7 +55,8 @@ def test_each_variant_changes_one_thing_at_the_same_steps(ablation):
     }
     assert changes(configs["sgd"]) == {"training.optimizer": "sgd", "training.learning_rate": 0.01}
     assert baseline.model.longest_side == 640
-    assert changes(configs["fast_lr"]) == {"training.learning_rate": 0.004}
+    assert baseline.training.learning_rate == 0.004
+    assert changes(configs["slow_lr"]) == {"training.learning_rate": 0.002}
     assert changes(configs["fine"]) == {"model.longest_side": 1024}
     for name in set(configs) - {"narrow_zoom", "mosaic"}:
         assert configs[name].augmentation == baseline.augmentation

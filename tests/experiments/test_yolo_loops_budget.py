@@ -43,7 +43,7 @@ def test_the_budget_and_the_epochs(loops, capsys, arguments, budget, epochs):
     assert capsys.readouterr().err == "yolo_loops: not trained here\n"
     assert (seen[0].budget_minutes, seen[0].epochs, seen[0].steps_per_epoch) == (budget, epochs, 40)
     # The experiment's other defaults are unchanged.
-    assert (seen[0].learning_rate, seen[0].warmup_steps, seen[0].ema_momentum) == (2e-3, 0, 0.0)
+    assert (seen[0].learning_rate, seen[0].warmup_steps, seen[0].ema_momentum) == (4e-3, 0, 0.0)
 
 
 def test_a_negative_budget_is_one_line(loops, capsys):
