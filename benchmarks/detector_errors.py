@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def run_errors(
     its F1-best threshold or ``threshold``, :func:`emdl.metrics.detection_errors`."""
     from emdl.commands.predict import load_predictor
     from emdl.data import load_labeled_images
-    from emdl.errors import InputError
+    from emdl.errors import InputError, LabelWarning
     from emdl.metrics import detection_errors, score_detections
     from emdl.train.config import RunConfig
 
@@ -53,7 +54,17 @@ def run_errors(
     if RunConfig.from_dict(json.loads(config_file.read_text())).kind != "yolo":
         raise InputError(run_dir, "not a detector run (its kind is not yolo)")
     config, model = load_predictor(run_dir)
-    records, _ = load_labeled_images(labels, images, missing=missing)
+    with warnings.catch_warnings(record=True) as skipped:  # one line for all, not one each
+        warnings.simplefilter("always", LabelWarning)
+        records, _ = load_labeled_images(labels, images, missing=missing)
+    for other in [w for w in skipped if not issubclass(w.category, LabelWarning)]:
+        warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    skipped = [w for w in skipped if issubclass(w.category, LabelWarning)]
+    if skipped:
+        print(
+            f"{len(skipped)} labeled images or shapes skipped, e.g. {skipped[0].message}",
+            file=sys.stderr,
+        )
     if not records:
         raise InputError(images, "none of the labeled images is in this folder")
     classes = list(config.classes)

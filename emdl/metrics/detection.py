@@ -106,11 +106,7 @@ def detection_errors(
         raise ValueError(f"size_groups must be >= 1, not {size_groups}")
     sizes, found, kept, unlabeled, ratios, loose_hits, hits = [], [], 0, 0, [], 0, 0
     for name, predicted, truth in images:
-        boxes, labels = as_boxes(predicted["boxes"], name), _classes(predicted, classes, name)
-        scores = np.asarray(predicted["scores"], np.float64).reshape(-1)
-        true_boxes, true_labels = as_boxes(truth["boxes"], name), _classes(truth, classes, name)
-        if not len(scores) == len(labels) == len(boxes) or len(true_labels) != len(true_boxes):
-            raise ValueError(f"{name}: boxes, classes and scores differ in length")
+        boxes, labels, scores, true_boxes, true_labels = _arrays(name, predicted, truth, classes)
         keep = scores >= score_threshold
         boxes, labels, scores = boxes[keep], labels[keep], scores[keep]
         kept += len(boxes)
@@ -184,11 +180,7 @@ def score_detections(images: Iterable[tuple[str, dict, dict]], classes: Sequence
     """
     records = []  # (name, boxes, classes, scores, true boxes, true classes, tp flags)
     for name, predicted, truth in images:
-        boxes, labels = as_boxes(predicted["boxes"], name), _classes(predicted, classes, name)
-        scores = np.asarray(predicted["scores"], np.float64).reshape(-1)
-        true_boxes, true_labels = as_boxes(truth["boxes"], name), _classes(truth, classes, name)
-        if not len(scores) == len(labels) == len(boxes) or len(true_labels) != len(true_boxes):
-            raise ValueError(f"{name}: boxes, classes and scores differ in length")
+        boxes, labels, scores, true_boxes, true_labels = _arrays(name, predicted, truth, classes)
         tp = np.zeros(len(boxes), bool)
         for k in range(len(classes)):
             mine, theirs = labels == k, true_labels == k
@@ -295,6 +287,16 @@ def _annotation(image: int, box: np.ndarray, label: int) -> dict:
         "area": (x1 - x0) * (y1 - y0),
         "iscrowd": 0,
     }
+
+
+def _arrays(name: str, predicted: dict, truth: dict, classes: Sequence[str]) -> tuple:
+    """``(boxes, classes, scores, true boxes, true classes)`` of one image as checked arrays."""
+    boxes, labels = as_boxes(predicted["boxes"], name), _classes(predicted, classes, name)
+    scores = np.asarray(predicted["scores"], np.float64).reshape(-1)
+    true_boxes, true_labels = as_boxes(truth["boxes"], name), _classes(truth, classes, name)
+    if not len(scores) == len(labels) == len(boxes) or len(true_labels) != len(true_boxes):
+        raise ValueError(f"{name}: boxes, classes and scores differ in length")
+    return boxes, labels, scores, true_boxes, true_labels
 
 
 def _classes(labels: dict, classes: Sequence[str], name: str) -> np.ndarray:
