@@ -43,19 +43,18 @@ def match_detections(
     numpy.ndarray
         bool ``(N,)`` in the input order of the detections.
     """
-    return _matches(pred_boxes, pred_scores, true_boxes, iou_threshold) >= 0
-
-
-def _matches(pred_boxes, pred_scores, true_boxes, iou_threshold: float) -> np.ndarray:
-    """:func:`match_detections` as int64 ``(N,)``: the index of the truth each detection
-    matched, -1 for none."""
     pred_boxes, true_boxes = as_boxes(pred_boxes, "pred_boxes"), as_boxes(true_boxes, "true_boxes")
     pred_scores = np.asarray(pred_scores, np.float64).reshape(-1)
     if len(pred_scores) != len(pred_boxes):
         raise ValueError(f"{len(pred_scores)} scores for {len(pred_boxes)} boxes")
-    iou = box_iou(pred_boxes, true_boxes)
-    free = np.ones(len(true_boxes), bool)
-    matched = np.full(len(pred_boxes), -1, np.int64)
+    return _matches(box_iou(pred_boxes, true_boxes), pred_scores, iou_threshold) >= 0
+
+
+def _matches(iou: np.ndarray, pred_scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """:func:`match_detections` on the detections' ``(N, M)`` IoU with the truth, as int64
+    ``(N,)``: the index of the truth each detection matched, -1 for none."""
+    free = np.ones(iou.shape[1], bool)
+    matched = np.full(iou.shape[0], -1, np.int64)
     for row in np.argsort(-pred_scores, kind="stable"):
         candidates = np.where(free & (iou[row] >= iou_threshold), iou[row], -1.0)
         if candidates.size and candidates.max() >= 0:
@@ -113,12 +112,11 @@ def detection_errors(
         image_found = np.zeros(len(true_boxes), bool)
         for k in range(len(classes)):
             mine, theirs = np.flatnonzero(labels == k), np.flatnonzero(true_labels == k)
-            matched = _matches(boxes[mine], scores[mine], true_boxes[theirs], 0.5)
+            iou = box_iou(boxes[mine], true_boxes[theirs])
+            matched = _matches(iou, scores[mine], 0.5)
             image_found[theirs[matched[matched >= 0]]] = True
             hits += int((matched >= 0).sum())
-            loose = _matches(boxes[mine], scores[mine], true_boxes[theirs], loose_iou)
-            loose_hits += int((loose >= 0).sum())
-            iou = box_iou(boxes[mine], true_boxes[theirs])
+            loose_hits += int((_matches(iou, scores[mine], loose_iou) >= 0).sum())
             unlabeled += int((iou.max(axis=1, initial=0.0) < loose_iou).sum())
             pairs = matched >= 0
             if pairs.any():
